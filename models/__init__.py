@@ -1,0 +1,1 @@
+"""Torch/transformers model code (CTR ranker, base LM, Direct generator). No servers, no I/O."""

@@ -1,0 +1,1 @@
+"""List metrics, Evidently reports and dashboards over the serving log."""

@@ -1,0 +1,218 @@
+"""The `aigq` command line. Every artifact lands under $AIGQ_HOME (default ./artifacts).
+
+Each stage takes `--config FILE.yaml` and `--set key=value` (repeatable) over its typed config;
+`aigq COMMAND --help` lists the keys. Errors print one line naming what is at fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from pipelines.config import describe, load_config
+from pipelines.errors import AigqError
+
+
+def _stage_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of config keys")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config key (repeatable)")
+
+
+def _say(msg: str) -> None:
+    print(f"[aigq] {msg}", flush=True)
+
+
+def _quiet_feast() -> None:
+    """Feast prints experimental/config warnings on every call; keep the terminal readable.
+    Imports feast first: its import resets warning filters."""
+    import logging
+
+    import feast  # noqa: F401
+
+    warnings.filterwarnings("ignore", message=".*fetch_arrow_table.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module="feast")
+    warnings.filterwarnings("ignore", message=".*experimental.*")
+    logging.getLogger("feast").setLevel(logging.ERROR)
+
+
+# ---- commands ----------------------------------------------------------------------------
+
+def cmd_simulate(args) -> dict:
+    from pipelines import simulate
+    from pipelines.features import rebuild_feature_tables
+
+    overrides = list(args.overrides)
+    if args.profile:
+        overrides.insert(0, f"profile={args.profile}")
+    if args.seed is not None:
+        overrides.insert(0, f"seed={args.seed}")
+    cfg = load_config(simulate.SimulateConfig, args.config, overrides)
+    cfg.resolved()  # fail on a bad profile before any work
+    t0 = time.perf_counter()
+    out = simulate.main(cfg)
+    t1 = time.perf_counter()
+    _say(f"logs written to {out} in {t1 - t0:.1f}s")
+    rows = rebuild_feature_tables()
+    _say(f"feature tables built in {time.perf_counter() - t1:.1f}s: {rows}")
+    return json.loads((out / "manifest.json").read_text())
+
+
+def cmd_ingest(args) -> dict:
+    from pipelines import ingest
+    from pipelines.features import rebuild_feature_tables
+
+    rows = ingest.main(ingest.IngestConfig(source_dir=args.dir))
+    _say(f"ingested {rows}")
+    _say(f"feature tables built: {rebuild_feature_tables()}")
+    return rows
+
+
+def cmd_features(args) -> dict | int | None:
+    from pipelines import features
+
+    _quiet_feast()
+    cfg = load_config(features.FeaturesConfig, args.config,
+                      ([f"store={args.store}"] if args.store else []) + args.overrides)
+    if args.action == "build":
+        return features.rebuild_feature_tables()
+    if args.action == "apply":
+        features.apply(cfg.store)
+        _say(f"feature repo applied ({features.STORES[cfg.store]})")
+    elif args.action == "materialize":
+        window = features.materialize(cfg.store, incremental=args.incremental)
+        _say(f"materialized {window}")
+        return window
+    elif args.action == "push-sessions":
+        n = features.push_sessions(cfg.store, cfg.push_since, cfg.push_batch_rows)
+        _say(f"pushed {n} session-event rows to the online store")
+        return n
+    elif args.action == "frames":
+        from pipelines import training_frames
+
+        counts = training_frames.main(features.open_store(cfg.store))
+        _say(f"training frames under {training_frames.frames_dir()}: {counts}")
+        return counts
+    return None
+
+
+def cmd_demo(args) -> None:
+    """The whole pipeline, as far as it is built, on the embedded default."""
+    from pipelines import features, training_frames
+
+    _quiet_feast()
+    started = time.perf_counter()
+    steps: list[tuple[str, float]] = []
+
+    def step(name: str, fn):
+        _say(f"--- {name}")
+        t = time.perf_counter()
+        result = fn()
+        steps.append((name, time.perf_counter() - t))
+        return result
+
+    sim_args = argparse.Namespace(profile=args.profile, seed=None, config=None, overrides=[])
+    manifest = step("simulate the world", lambda: cmd_simulate(sim_args))
+    step("feast apply", lambda: features.apply(args.store))
+    window = step("materialize", lambda: features.materialize(args.store))
+    pushed = step("push the last day's session events", lambda: features.push_sessions(args.store))
+    fs = features.open_store(args.store)
+    counts = step("point-in-time training frames", lambda: training_frames.main(fs))
+    sample = step("online lookup (hintq_online_v1)", lambda: _sample_lookup(fs))
+
+    print()
+    print("AIGQ demo summary")
+    print(f"  world        : {manifest['n_users']} users, {manifest['n_days']} days to {manifest['end_date']}, "
+          f"{manifest['sessions']} sessions, {manifest['events']} events")
+    print(f"  online store : materialized {window['start'][:10]} .. {window['end'][:10]}; "
+          f"{pushed} session events pushed")
+    print(f"  frames       : {counts['ctr']} CTR rows, {counts['sft_contexts']} IL-SFT contexts")
+    print(f"  lookup       : user {sample['user_id']}: top 30d categories {sample['top_categories_30d']}, "
+          f"recent {sample['recent_queries'][:3]}, p50 {sample['p50_ms']:.2f} ms")
+    for name, secs in steps:
+        print(f"  {secs:7.1f}s  {name}")
+    print(f"  total {time.perf_counter() - started:.1f}s; artifacts under {os.environ['AIGQ_HOME']}")
+
+
+def _sample_lookup(fs) -> dict:
+    import pandas as pd
+
+    from pipelines.features import data_dir, online_features
+
+    user = pd.read_parquet(data_dir() / "sessions.parquet", columns=["user_id"])["user_id"].value_counts().index[0]
+    times = []
+    for _ in range(50):
+        t = time.perf_counter()
+        row = online_features(fs, "hintq_online_v1", [{"user_id": user, "request_hour": 20}])
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    return {"user_id": user, "top_categories_30d": row["top_categories_30d"][0],
+            "recent_queries": row["recent_queries"][0] or [], "p50_ms": times[len(times) // 2]}
+
+
+# ---- parser ------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    from pipelines.features import FeaturesConfig, STORES
+    from pipelines.simulate import PROFILES, SimulateConfig
+
+    parser = argparse.ArgumentParser(prog="aigq", description="AIGQ: generative pre-search query suggestions.")
+    parser.add_argument("--home", help="artifact root (default $AIGQ_HOME or ./artifacts)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="the whole pipeline end to end on the embedded default")
+    demo.add_argument("--profile", default="demo", choices=list(PROFILES))
+    demo.add_argument("--store", default="sqlite", choices=list(STORES))
+    demo.set_defaults(func=cmd_demo)
+
+    sim = sub.add_parser("simulate", help="world + behaviour logs -> parquet (and feature tables)",
+                         epilog="config keys:\n" + describe(SimulateConfig),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    sim.add_argument("--profile", help=f"size preset: {', '.join(PROFILES)}")
+    sim.add_argument("--seed", type=int)
+    _stage_args(sim)
+    sim.set_defaults(func=cmd_simulate)
+
+    ing = sub.add_parser("ingest", help="validate and take in real logs written in the same parquet schemas")
+    ing.add_argument("dir", help="folder with users/categories/queries/items/sessions/events/"
+                                 "hintq_impressions .parquet")
+    ing.set_defaults(func=cmd_ingest)
+
+    feat = sub.add_parser("features", help="the Feast repo: build|apply|materialize|push-sessions|frames",
+                          epilog="config keys:\n" + describe(FeaturesConfig),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    feat.add_argument("action", choices=["build", "apply", "materialize", "push-sessions", "frames"])
+    feat.add_argument("--store", choices=list(STORES), help="feature store config (default sqlite)")
+    feat.add_argument("--incremental", action="store_true", help="materialize-incremental instead of the full range")
+    _stage_args(feat)
+    feat.set_defaults(func=cmd_features)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.home:
+        os.environ["AIGQ_HOME"] = str(Path(args.home).resolve())
+    from pipelines.config import aigq_home
+
+    os.environ["AIGQ_HOME"] = str(aigq_home())
+    try:
+        args.func(args)
+    except AigqError as e:
+        print(f"aigq: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("aigq: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

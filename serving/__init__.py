@@ -1,0 +1,1 @@
+"""The online HintQ request path shared by the BentoML and KServe adapters."""
