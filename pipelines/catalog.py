@@ -35,6 +35,24 @@ class Catalog:
     def n_queries(self) -> int:
         return len(self.queries)
 
+    def category_of_text(self, text: str) -> int:
+        """Category index of a query outside the vocabulary, by the longest product type it
+        names ('oversized linen shirt' -> Shirts); -1 if it names none."""
+        if not hasattr(self, "_ptype_category"):
+            cat_index = {c: i for i, c in enumerate(self.categories["category_id"])}
+            self._ptype_category = {p: cat_index[c] for p, c in
+                                    zip(self.queries["ptype"], self.queries["category_id"])}
+        words = normalize_query(text).split()
+        best, best_len = -1, 0
+        for n in range(min(len(words), 6), 0, -1):
+            for i in range(len(words) - n + 1):
+                cat = self._ptype_category.get(" ".join(words[i:i + n]))
+                if cat is not None and n > best_len:
+                    best, best_len = cat, n
+            if best >= 0:
+                break
+        return best
+
     def query_category_index(self) -> np.ndarray:
         """Category row index of every query (aligned with `queries`)."""
         codes = {c: i for i, c in enumerate(self.categories["category_id"])}

@@ -80,6 +80,7 @@ def cmd_features(args) -> dict | int | None:
     _quiet_feast()
     cfg = load_config(features.FeaturesConfig, args.config,
                       ([f"store={args.store}"] if args.store else []) + args.overrides)
+    features.store_yaml(cfg.store)  # a bad store name fails before any work
     if args.action == "build":
         return features.rebuild_feature_tables()
     if args.action == "apply":

@@ -212,8 +212,9 @@ def query_stats_table(logs: Logs) -> pa.Table:
     index = pd.Index(q["query"])
     ts = _ts_us(ev["event_ts"])
     imp_ts = _ts_us(logs.impressions["impression_ts"])
-    t0 = (min(ts.min(), imp_ts.min()) // DAY_US) * DAY_US
-    n_days = int(max(_day_index(ts, t0).max(), _day_index(imp_ts, t0).max())) + 1
+    all_ts = np.concatenate([_ts_us(logs.events["event_ts"]), imp_ts])
+    t0 = (all_ts.min() // DAY_US) * DAY_US
+    n_days = int(_day_index(all_ts, t0).max()) + 1
 
     def per_day(query_text: pd.Series, day: np.ndarray, weight=None) -> np.ndarray:
         codes = index.get_indexer(query_text)

@@ -120,6 +120,10 @@ def _inside_repo():
 
     cwd, path = os.getcwd(), list(sys.path)
     sys.path.insert(0, str(FEATURE_REPO))
+    # definitions read $AIGQ_HOME at import: drop cached imports from an earlier apply
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", "") or "").startswith(str(FEATURE_REPO)):
+            del sys.modules[name]
     try:
         yield
     finally:

@@ -32,6 +32,7 @@ PROFILES = {
     "large": dict(n_users=100_000, n_days=30),
 }
 HOUR_US = 3_600_000_000
+SESSION_GAP_US = 40 * 60_000_000  # a user's sessions start at least 40 minutes apart
 # share of sessions starting in each hour (UTC is the shop's local time here)
 DIURNAL = np.array([0, 0, 0, 0, 0, 0, 1, 2, 4, 5, 5, 5, 7, 6, 5, 5, 5, 6, 7, 8, 10, 10, 8, 4], float)
 COCLICK_SLOTS, POPULAR_POOL, POPULAR_DAYS, COCLICK_DAYS = 4, 60, 7, 14
@@ -159,7 +160,7 @@ def _sessions_of_day(world: World, day: int, rng) -> tuple[np.ndarray, np.ndarra
     u = world.users
     active = u.first_day <= day
     weekday = (world.params.start_us // DAY_US + day + 3) % 7  # 0 = Monday (1970-01-01 was a Thursday)
-    rate = u.activity * (1.25 if weekday >= 5 else 1.0) * np.where(u.first_day >= 0, 0.5, 1.0)
+    rate = u.activity * (1.25 if weekday >= 5 else 1.0) * np.where(u.first_day >= 0, 0.35, 1.0)  # new users are tentative
     n_sess = rng.poisson(rate) * active
     first_visit = (u.first_day == day) & (day >= 0)
     n_sess[first_visit] = np.maximum(n_sess[first_visit], 1)
@@ -169,9 +170,25 @@ def _sessions_of_day(world: World, day: int, rng) -> tuple[np.ndarray, np.ndarra
              + rng.integers(0, HOUR_US, len(sess_user)))
     order = np.lexsort((start, sess_user))
     sess_user, start = sess_user[order], start[order]
-    # a user's sessions of one day are at least 40 minutes apart
-    rank = np.arange(len(sess_user)) - np.searchsorted(sess_user, sess_user)
-    return sess_user, start + rank * 40 * 60_000_000
+    start = spaced_starts(sess_user, start, SESSION_GAP_US)
+    # a user who ran out of day has no more sessions that day
+    keep = start < world.params.start_us + (day + 1) * DAY_US
+    return sess_user[keep], start[keep]
+
+
+def spaced_starts(group: np.ndarray, start: np.ndarray, gap: int) -> np.ndarray:
+    """Within each group (contiguous, sorted by start), push starts so consecutive ones are at
+    least `gap` apart: s'_i = max(s_i, s'_(i-1) + gap), as one cumulative max over
+    s_i - gap*rank_i (offset per group so the maximum restarts at each group)."""
+    if not len(start):
+        return start
+    first = np.searchsorted(group, group)
+    rank = np.arange(len(group)) - first
+    gid = np.cumsum(np.r_[0, group[1:] != group[:-1]])
+    base = start.min()
+    shift = gid * (int(start.max() - base) + gap * (len(group) + 1))
+    v = start - base - gap * rank + shift
+    return np.maximum.accumulate(v) - shift + gap * rank + base
 
 
 def _session_intents(world: World, sess_user, t_days, rng) -> tuple[np.ndarray, np.ndarray]:

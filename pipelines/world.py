@@ -36,6 +36,7 @@ class ClickModel:
     season_weight: float = 1.0  # on log(seasonal multiplier of the query's domain)
     novelty_weight: float = 0.8  # on (user novelty preference - 0.3) * standardised novelty
     position_decay: float = 0.7  # examination = (1 + position) ** -decay, position 0-based
+    invalid_penalty: float = 3.0  # on the logit of a query that names no product type
 
 
 @dataclass
@@ -115,21 +116,29 @@ class World:
         return (w * match).sum(axis=1)
 
     # ---- clicks -------------------------------------------------------------------------
-    def click_probability_batch(self, user_idx, query_idx, position, t_days) -> np.ndarray:
+    def click_probability_batch(self, user_idx, query_idx, position, t_days, category_idx=None) -> np.ndarray:
         """Vectorised ground-truth P(click) of showing query at 0-based position to user at t.
 
-        `query_idx` -1 means a query outside the catalogue: it gets no affinity, no season and
-        the highest novelty (so nonsense never looks attractive)."""
+        `query_idx` -1 is a query outside the vocabulary: `category_idx` (from
+        `resolve_queries`) then says which category it names; it is treated as a rare query of
+        that category. One that names no category returns nothing and is rarely clicked."""
         c = self.params.click
         user_idx, query_idx = np.asarray(user_idx), np.asarray(query_idx)
         t_days = np.broadcast_to(np.asarray(t_days, dtype=float), user_idx.shape)
         known = query_idx >= 0
-        cat = np.where(known, self.query_category[np.maximum(query_idx, 0)], -2)
-        aff = np.where(known, self.affinity(user_idx, cat, t_days), 0.0)
-        season = np.where(known, self.season(self.category_domain_index[np.maximum(cat, 0)], t_days), 1.0)
-        nov = np.where(known, self.query_novelty_z[np.maximum(query_idx, 0)], self.query_novelty_z.max())
+        cat = self.query_category[np.maximum(query_idx, 0)]
+        if category_idx is not None:
+            cat = np.where(known, cat, np.asarray(category_idx))
+        else:
+            cat = np.where(known, cat, -1)
+        valid = cat >= 0
+        aff = np.where(valid, self.affinity(user_idx, cat, t_days), 0.0)
+        season = np.where(valid, self.season(self.category_domain_index[np.maximum(cat, 0)], t_days), 1.0)
+        nov = np.where(known, self.query_novelty_z[np.maximum(query_idx, 0)],
+                       np.where(valid, self.query_novelty_z.max(), 0.0))
         logit = (c.intercept + c.affinity_weight * np.sqrt(aff) + c.season_weight * np.log(season)
-                 + c.novelty_weight * (self.users.novelty_pref[user_idx] - 0.3) * nov)
+                 + c.novelty_weight * (self.users.novelty_pref[user_idx] - 0.3) * nov
+                 - c.invalid_penalty * ~valid)
         attract = 1.0 / (1.0 + np.exp(-logit))
         exam = (1.0 + np.asarray(position, dtype=float)) ** -c.position_decay
         return exam * attract
@@ -140,17 +149,24 @@ class World:
         if user not in self._user_index:
             raise KeyError(f"unknown user {user!r}")
         ts = time if isinstance(time, (int, np.integer)) else int(pd.Timestamp(time).value // 1000)
-        q = self._query_index.get(normalize_query(query), -1)
+        q, cat = self.resolve_queries([query])
         return float(self.click_probability_batch(
-            np.array([self._user_index[user]]), np.array([q]), np.array([position]),
-            self.days_since_start(np.array([ts])))[0])
+            np.array([self._user_index[user]]), q, np.array([position]),
+            self.days_since_start(np.array([ts])), cat)[0])
 
     def user_index(self, user_ids) -> np.ndarray:
         return np.array([self._user_index[u] for u in user_ids], dtype=np.int64)
 
     def query_index(self, queries) -> np.ndarray:
-        """Catalogue index of each query text after normalisation, -1 if outside it."""
+        """Vocabulary index of each query text after normalisation, -1 if outside it."""
         return np.array([self._query_index.get(normalize_query(q), -1) for q in queries], dtype=np.int64)
+
+    def resolve_queries(self, queries) -> tuple[np.ndarray, np.ndarray]:
+        """(vocabulary index or -1, category index or -1) of each query text."""
+        q = self.query_index(queries)
+        cat = np.array([self.query_category[i] if i >= 0 else self.catalog.category_of_text(t)
+                        for i, t in zip(q, queries)], dtype=np.int64)
+        return q, cat
 
     # ---- persistence --------------------------------------------------------------------
     def save(self, directory: Path) -> None:
