@@ -51,6 +51,11 @@ def store_yaml(store: str) -> Path:
 
 def prepare_environment(store: str) -> Path:
     """Set the variables the YAML files read, create local folders, check remote services."""
+    import logging
+
+    # Feast warns on every config load that thread-mode registry caching may lag the
+    # MATERIALIZING state; we choose that trade-off on purpose (refreshes off the request path).
+    logging.getLogger("feast.repo_config").setLevel(logging.ERROR)
     yaml_path = store_yaml(store)
     os.environ["AIGQ_HOME"] = str(aigq_home())
     (aigq_home() / "feast").mkdir(parents=True, exist_ok=True)
