@@ -22,6 +22,7 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/bench_simulate.py
 	$(BIN)/python benchmarks/bench_feast.py
+	$(BIN)/python benchmarks/bench_ctr.py
 
 clean:
 	rm -rf artifacts

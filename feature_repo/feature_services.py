@@ -21,7 +21,8 @@ ctr_ranking_v1 = FeatureService(
     name="ctr_ranking_v1",
     features=[user_profile, user_interests[["n_search_30d", "n_click_30d", "n_events_30d", "top_categories_30d",
                                             "top_category_weights_30d", "top_categories_7d",
-                                            "top_category_weights_7d", "recent_queries"]],
+                                            "top_category_weights_7d", "recent_queries",
+                                            "recent_click_categories"]],
               query_stats, request_context],
     description="(user, query) features of the CTR ranker; the request carries query and position.",
 )

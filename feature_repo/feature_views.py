@@ -43,6 +43,8 @@ query_stats = FeatureView(
         Field(name="q_n_search_7d", dtype=Int64), Field(name="q_n_search_30d", dtype=Int64),
         Field(name="q_search_share_30d", dtype=Float32), Field(name="q_impressions_30d", dtype=Int64),
         Field(name="q_clicks_30d", dtype=Int64), Field(name="q_ctr_30d", dtype=Float32),
+        Field(name="q_coec_30d", dtype=Float32,
+              description="clicks over the clicks expected at the positions shown (position-debiased CTR)"),
     ],
     description="Query popularity and HintQ click-through (smoothed) over trailing windows.",
 )

@@ -42,21 +42,24 @@ class Catalog:
             cat_index = {c: i for i, c in enumerate(self.categories["category_id"])}
             self._ptype_category = {p: cat_index[c] for p, c in
                                     zip(self.queries["ptype"], self.queries["category_id"])}
-        words = normalize_query(text).split()
-        best, best_len = -1, 0
-        for n in range(min(len(words), 6), 0, -1):
-            for i in range(len(words) - n + 1):
-                cat = self._ptype_category.get(" ".join(words[i:i + n]))
-                if cat is not None and n > best_len:
-                    best, best_len = cat, n
-            if best >= 0:
-                break
-        return best
+        found = longest_named(text, self._ptype_category)
+        return -1 if found is None else found
 
     def query_category_index(self) -> np.ndarray:
         """Category row index of every query (aligned with `queries`)."""
         codes = {c: i for i, c in enumerate(self.categories["category_id"])}
         return self.queries["category_id"].map(codes).to_numpy(np.int64)
+
+
+def longest_named(text: str, phrases: dict):
+    """The value of the longest phrase (up to 6 words) that `text` contains as whole words."""
+    words = normalize_query(text).split()
+    for n in range(min(len(words), 6), 0, -1):
+        for i in range(len(words) - n + 1):
+            hit = phrases.get(" ".join(words[i:i + n]))
+            if hit is not None:
+                return hit
+    return None
 
 
 def read_wands_queries(path: Path = WANDS_QUERIES) -> list[tuple[str, str]]:

@@ -103,6 +103,40 @@ def cmd_features(args) -> dict | int | None:
     return None
 
 
+def cmd_train(args) -> dict:
+    if args.what == "ctr":
+        from pipelines import train_ctr
+
+        cfg = load_config(train_ctr.TrainCTRConfig, args.config, args.overrides)
+        m = train_ctr.main(cfg)
+        _say(f"CTR model saved to {train_ctr.model_dir(cfg)}")
+        for name in ("model", "logistic_regression", "per_query_ctr"):
+            _say(f"  {name:20s} AUC {m[name]['auc']:.4f}  log loss {m[name]['logloss']:.4f}")
+        return m
+    raise AigqError(f"`aigq train {args.what}` is not built yet")
+
+
+def cmd_evaluate(args) -> dict:
+    from pipelines import evaluate
+
+    cfg = load_config(evaluate.EvaluateConfig, args.config, args.overrides)
+    doc = evaluate.main(cfg)
+    out = Path(cfg.output_dir) if cfg.output_dir else Path(os.environ["AIGQ_HOME"]) / "reports"
+    _say(f"evaluation of {len(doc['policies'])} policies on {doc['n_requests']} requests: {out / 'eval.md'}")
+    print(eval_table(doc))
+    return doc
+
+
+def eval_table(doc: dict, slice_name: str = "all") -> str:
+    cols = ("hit_rate@8", "ndcg@8", "mrr@8", "sim_ctr", "sim_ctr_lift", "distinct_categories", "novelty",
+            "serendipity", "validity")
+    lines = [f"{'policy':18s}" + "".join(f"{c:>20s}" for c in cols)]
+    for name, slices in doc["policies"].items():
+        row = slices[slice_name]
+        lines.append(f"{name:18s}" + "".join(f"{row[c]:>20.4f}" for c in cols))
+    return "\n".join(lines)
+
+
 def cmd_demo(args) -> None:
     """The whole pipeline, as far as it is built, on the embedded default."""
     from pipelines import features, training_frames
@@ -126,6 +160,10 @@ def cmd_demo(args) -> None:
     fs = features.open_store(args.store)
     counts = step("point-in-time training frames", lambda: training_frames.main(fs))
     sample = step("online lookup (hintq_online_v1)", lambda: _sample_lookup(fs))
+    ctr_metrics = step("train the CTR ranker", lambda: cmd_train(
+        argparse.Namespace(what="ctr", config=None, overrides=[])))
+    evaluation = step("evaluate the baselines", lambda: cmd_evaluate(
+        argparse.Namespace(config=None, overrides=[])))
 
     print()
     print("AIGQ demo summary")
@@ -136,6 +174,12 @@ def cmd_demo(args) -> None:
     print(f"  frames       : {counts['ctr']} CTR rows, {counts['sft_contexts']} IL-SFT contexts")
     print(f"  lookup       : user {sample['user_id']}: top 30d categories {sample['top_categories_30d']}, "
           f"recent {sample['recent_queries'][:3]}, p50 {sample['p50_ms']:.2f} ms")
+    print(f"  CTR ranker   : AUC {ctr_metrics['model']['auc']:.3f} (logistic regression "
+          f"{ctr_metrics['logistic_regression']['auc']:.3f}, per-query CTR {ctr_metrics['per_query_ctr']['auc']:.3f})")
+    print(f"  evaluation   : {evaluation['n_requests']} held-out session starts, "
+          f"{os.environ['AIGQ_HOME']}/reports/eval.md")
+    for line in eval_table(evaluation).splitlines():
+        print("    " + line)
     for name, secs in steps:
         print(f"  {secs:7.1f}s  {name}")
     print(f"  total {time.perf_counter() - started:.1f}s; artifacts under {os.environ['AIGQ_HOME']}")
@@ -193,6 +237,22 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument("--incremental", action="store_true", help="materialize-incremental instead of the full range")
     _stage_args(feat)
     feat.set_defaults(func=cmd_features)
+
+    from pipelines.evaluate import EvaluateConfig
+    from pipelines.train_ctr import TrainCTRConfig
+
+    train = sub.add_parser("train", help="train a model: ctr (more to come)",
+                           epilog="ctr config keys:\n" + describe(TrainCTRConfig),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("what", choices=["ctr"])
+    _stage_args(train)
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="every policy, offline + simulated A/B -> reports/",
+                        epilog="config keys:\n" + describe(EvaluateConfig),
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _stage_args(ev)
+    ev.set_defaults(func=cmd_evaluate)
     return parser
 
 

@@ -61,7 +61,7 @@ def read_logs(data_dir: Path) -> Logs:
         users=read("users"), categories=read("categories"), queries=read("queries"),
         events=read("events", ["session_id", "user_id", "event_ts", "event_type", "query",
                                "category_id", "item_id"]),
-        impressions=read("hintq_impressions", ["user_id", "impression_ts", "query", "clicked"]),
+        impressions=read("hintq_impressions", ["user_id", "impression_ts", "position", "query", "clicked"]),
     )
 
 
@@ -225,14 +225,19 @@ def query_stats_table(logs: Logs) -> pa.Table:
 
     searches = per_day(ev["query"], _day_index(ts, t0))
     shown = per_day(logs.impressions["query"], _day_index(imp_ts, t0))
-    clicks = per_day(logs.impressions["query"], _day_index(imp_ts, t0),
-                     logs.impressions["clicked"].to_numpy().astype(float))
+    clicked = logs.impressions["clicked"].to_numpy().astype(float)
+    clicks = per_day(logs.impressions["query"], _day_index(imp_ts, t0), clicked)
+    # clicks expected at the positions a query was shown: the denominator of COEC, a CTR with
+    # the position bias of past placements divided out
+    position = logs.impressions["position"].to_numpy()
+    ctr_at = pd.Series(clicked).groupby(position).mean()
+    expected = per_day(logs.impressions["query"], _day_index(imp_ts, t0), ctr_at.reindex(position).to_numpy())
 
     def window(c, w):
         return c[:, 1:] - c[:, np.maximum(np.arange(1, c.shape[1]) - w, 0)]
 
     s7, s30 = window(searches, 7), window(searches, 30)
-    imp30, clk30 = window(shown, 30), window(clicks, 30)
+    imp30, clk30, exp30 = window(shown, 30), window(clicks, 30), window(expected, 30)
     global_ctr = clicks[:, -1].sum() / max(shown[:, -1].sum(), 1)
     qi, d = np.meshgrid(np.arange(len(index)), np.arange(n_days), indexing="ij")
     qi, d = qi.ravel(), d.ravel()
@@ -247,6 +252,8 @@ def query_stats_table(logs: Logs) -> pa.Table:
         "q_impressions_30d": imp30.ravel().astype(np.int64), "q_clicks_30d": clk30.ravel().astype(np.int64),
         # smoothed towards the global CTR so a rarely shown query does not get 0 or 1
         "q_ctr_30d": ((clk30 + 20 * global_ctr) / (imp30 + 20)).ravel().astype(np.float32),
+        # clicks over expected clicks, smoothed towards 1 (an average query)
+        "q_coec_30d": ((clk30 + 1.0) / (exp30 + 1.0)).ravel().astype(np.float32),
     })
 
 

@@ -35,6 +35,7 @@ HOUR_US = 3_600_000_000
 SESSION_GAP_US = 40 * 60_000_000  # a user's sessions start at least 40 minutes apart
 # share of sessions starting in each hour (UTC is the shop's local time here)
 DIURNAL = np.array([0, 0, 0, 0, 0, 0, 1, 2, 4, 5, 5, 5, 7, 6, 5, 5, 5, 6, 7, 8, 10, 10, 8, 4], float)
+EXPLORE_SHARE = 0.25  # share of HintQ lists shown in random order
 COCLICK_SLOTS, POPULAR_POOL, POPULAR_DAYS, COCLICK_DAYS = 4, 60, 7, 14
 
 
@@ -135,7 +136,7 @@ def simulate_day(world: World, day: int, rng: np.random.Generator, state: Legacy
     n = len(sess_user)
     t_days = world.days_since_start(start_us)
     cat1, cat2 = _session_intents(world, sess_user, t_days, rng)
-    lists = legacy_lists(world, state, sess_user, rng, k)
+    lists = explore_shuffle(legacy_lists(world, state, sess_user, rng, k), rng)
     positions = np.tile(np.arange(k), n)
     p_click = world.click_probability_batch(np.repeat(sess_user, k), lists.ravel(), positions,
                                             np.repeat(t_days, k)).reshape(n, k)
@@ -217,6 +218,14 @@ def legacy_lists(world: World, state: LegacyState, sess_user, rng, k: int) -> np
     keys = np.log(weights / weights.sum())[None, :] + rng.gumbel(size=(n, len(top)))
     popular = top[np.argsort(-keys, axis=1)]
     return first_distinct(np.concatenate([coclick, popular], axis=1), k)
+
+
+def explore_shuffle(lists: np.ndarray, rng, share: float = EXPLORE_SHARE) -> np.ndarray:
+    """Shuffle the order of a random share of lists (exploration traffic), so position bias can
+    be told apart from the policy putting its best guesses first."""
+    keys = np.where(rng.random(len(lists))[:, None] < share, rng.random(lists.shape), np.arange(lists.shape[1]))
+    keys = np.where(lists >= 0, keys, np.inf)  # padding stays at the end
+    return np.take_along_axis(lists, np.argsort(keys, axis=1, kind="stable"), axis=1)
 
 
 def first_distinct(candidates: np.ndarray, k: int) -> np.ndarray:
