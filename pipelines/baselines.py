@@ -27,6 +27,9 @@ class Policy(ABC):
 
     name: str = "policy"
 
+    def prepare(self, requests: Sequence[tuple[str, object]]) -> None:
+        """Called once with every request before evaluation (e.g. to fetch features in bulk)."""
+
     @abstractmethod
     def recommend(self, user_id: str, time, k: int = 8) -> list[str]:
         ...

@@ -24,6 +24,10 @@ def _stage_args(parser: argparse.ArgumentParser) -> None:
                         help="override one config key (repeatable)")
 
 
+# (base LM steps, IL-SFT steps) that `aigq demo` trains for, per profile
+DEMO_TRAIN_STEPS = {"tiny": (40, 30), "demo": (300, 400), "large": (600, 800)}
+
+
 def _say(msg: str) -> None:
     print(f"[aigq] {msg}", flush=True)
 
@@ -113,6 +117,22 @@ def cmd_train(args) -> dict:
         for name in ("model", "logistic_regression", "per_query_ctr"):
             _say(f"  {name:20s} AUC {m[name]['auc']:.4f}  log loss {m[name]['logloss']:.4f}")
         return m
+    if args.what == "base":
+        from pipelines import train_base
+
+        cfg = load_config(train_base.TrainBaseConfig, args.config, args.overrides)
+        m = train_base.main(cfg)
+        _say(f"base LM ({m['parameters']:,} parameters) saved to {train_base.model_dir(cfg)}: "
+             f"loss {m['first_loss']:.2f} -> {m['last_loss']:.2f} in {m['seconds']:.0f}s")
+        return m
+    if args.what == "sft":
+        from pipelines import train_sft
+
+        cfg = load_config(train_sft.TrainSFTConfig, args.config, args.overrides)
+        m = train_sft.main(cfg)
+        _say(f"IL-SFT model ({m['adapter']}) saved to {train_sft.model_dir(cfg)}: {m['samples']} samples, "
+             f"loss {m['first_loss']:.2f} -> {m['last_loss']:.2f} in {m['seconds']:.0f}s")
+        return m
     raise AigqError(f"`aigq train {args.what}` is not built yet")
 
 
@@ -162,7 +182,12 @@ def cmd_demo(args) -> None:
     sample = step("online lookup (hintq_online_v1)", lambda: _sample_lookup(fs))
     ctr_metrics = step("train the CTR ranker", lambda: cmd_train(
         argparse.Namespace(what="ctr", config=None, overrides=[])))
-    evaluation = step("evaluate the baselines", lambda: cmd_evaluate(
+    base_steps, sft_steps = DEMO_TRAIN_STEPS[args.profile]
+    step("train the tiny base LM", lambda: cmd_train(
+        argparse.Namespace(what="base", config=None, overrides=[f"steps={base_steps}"])))
+    sft = step("IL-SFT of AIGQ-Direct", lambda: cmd_train(
+        argparse.Namespace(what="sft", config=None, overrides=[f"max_steps={sft_steps}"])))
+    evaluation = step("evaluate baselines and direct_sft", lambda: cmd_evaluate(
         argparse.Namespace(config=None, overrides=[])))
 
     print()
@@ -176,6 +201,8 @@ def cmd_demo(args) -> None:
           f"recent {sample['recent_queries'][:3]}, p50 {sample['p50_ms']:.2f} ms")
     print(f"  CTR ranker   : AUC {ctr_metrics['model']['auc']:.3f} (logistic regression "
           f"{ctr_metrics['logistic_regression']['auc']:.3f}, per-query CTR {ctr_metrics['per_query_ctr']['auc']:.3f})")
+    print(f"  IL-SFT       : {sft['samples']} samples, loss {sft['first_loss']:.2f} -> {sft['last_loss']:.2f}; "
+          f"generation {evaluation['generation'].get('direct_sft', {})}")
     print(f"  evaluation   : {evaluation['n_requests']} held-out session starts, "
           f"{os.environ['AIGQ_HOME']}/reports/eval.md")
     for line in eval_table(evaluation).splitlines():
@@ -241,10 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     from pipelines.evaluate import EvaluateConfig
     from pipelines.train_ctr import TrainCTRConfig
 
-    train = sub.add_parser("train", help="train a model: ctr (more to come)",
-                           epilog="ctr config keys:\n" + describe(TrainCTRConfig),
+    from pipelines.train_base import TrainBaseConfig
+    from pipelines.train_sft import TrainSFTConfig
+
+    train = sub.add_parser("train", help="train a model: ctr | base | sft",
+                           epilog="ctr config keys:\n" + describe(TrainCTRConfig) + "\n\nbase config keys:\n"
+                           + describe(TrainBaseConfig) + "\n\nsft config keys:\n" + describe(TrainSFTConfig),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    train.add_argument("what", choices=["ctr"])
+    train.add_argument("what", choices=["ctr", "base", "sft"])
     _stage_args(train)
     train.set_defaults(func=cmd_train)
 

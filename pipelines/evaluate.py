@@ -34,6 +34,7 @@ METRICS = ("hit_rate@8", "ndcg@8", "mrr@8", "ild_category", "ild_embedding", "di
            "interest_coverage", "catalog_coverage", "novelty", "serendipity", "validity", "repeat_rate",
            "sim_ctr", "sim_ctr_ci95", "sim_ctr_lift", "n_lists")
 RELEVANT_AFFINITY = 0.1  # ground-truth interest weight above which a category is relevant
+GENERATORS = ("direct_sft",)  # generator policies: evaluated when their model directory exists
 
 
 @dataclass
@@ -41,8 +42,10 @@ class EvaluateConfig:
     eval_days: float = option(5.0, "sessions starting in the last N days are held out")
     max_requests: int = option(2000, "sample at most this many held-out session starts (0: all)")
     k: int = option(8, "list length K")
-    policies: list[str] = option(list(BASELINES), f"policies to evaluate (baselines: {', '.join(BASELINES)}; "
-                                                  "also oracle and random)")
+    policies: list[str] = option(list(BASELINES + GENERATORS),
+                                 f"policies to evaluate (baselines: {', '.join(BASELINES)}; generators, when "
+                                 f"trained: {', '.join(GENERATORS)}; also oracle and random)")
+    store: str = option("sqlite", "feature store config for generator contexts (sqlite | redis_postgres)")
     cold_events: int = option(5, "a request whose user has fewer events before it is cold-start")
     heavy_quantile: float = option(0.9, "requests above this quantile of prior events are heavy users")
     seed: int = option(0, "request sampling seed")
@@ -152,10 +155,12 @@ class RandomPolicy(Policy):
 
 
 def make_policies(cfg: EvaluateConfig, ctx: EvalContext) -> list[Policy]:
-    unknown = [n for n in cfg.policies if n not in BASELINES and n not in ("oracle", "random")]
+    known = list(BASELINES + GENERATORS) + ["oracle", "random"]
+    unknown = [n for n in cfg.policies if n not in known]
     if unknown:
-        raise AigqError(f"unknown policies {unknown}; known here: {list(BASELINES) + ['oracle', 'random']}")
+        raise AigqError(f"unknown policies {unknown}; known here: {known}")
     policies = build_baselines(ctx.log, ctx.impressions, ctx.cutoff, cfg.policies)
+    policies += generator_policies(cfg, ctx)
     if "oracle" in cfg.policies:
         if ctx.world is None:
             raise AigqError("the oracle policy needs the simulated world's ground truth ($AIGQ_HOME/world)")
@@ -163,6 +168,24 @@ def make_policies(cfg: EvaluateConfig, ctx: EvalContext) -> list[Policy]:
     if "random" in cfg.policies:
         policies.append(RandomPolicy(ctx.vocabulary, cfg.seed))
     return policies
+
+
+def generator_policies(cfg: EvaluateConfig, ctx: EvalContext) -> list[Policy]:
+    wanted = [n for n in GENERATORS if n in cfg.policies and (aigq_home() / "models" / n / "config.json").exists()]
+    if not wanted:
+        return []
+    from models.generator import DirectGenerator
+    from pipelines.baselines import PopularityPolicy
+    from pipelines.features import open_store
+    from pipelines.generator_policy import GeneratorPolicy, catalogue_validator, feast_contexts
+
+    data = aigq_home() / "data"
+    queries = pd.read_parquet(data / "queries.parquet")
+    categories = pd.read_parquet(data / "categories.parquet")
+    contexts = feast_contexts(open_store(cfg.store))
+    fallback = PopularityPolicy(ctx.log, ctx.cutoff, in_categories=True)
+    return [GeneratorPolicy(n, DirectGenerator(aigq_home() / "models" / n, is_valid=catalogue_validator(queries)),
+                            contexts, categories, fallback) for n in wanted]
 
 
 # ---- scoring -------------------------------------------------------------------------------------
@@ -279,6 +302,7 @@ def add_lift(report: dict) -> None:
 def run(policies: Sequence[Policy], ctx: EvalContext, k: int) -> tuple[dict, dict]:
     report, lists_by_policy = {}, {}
     for policy in policies:
+        policy.prepare(ctx.requests)
         lists = []
         for start in tqdm(range(0, len(ctx.requests), 64), desc=f"evaluate {policy.name}", unit="batch"):
             lists.extend(policy.recommend_batch(ctx.requests[start:start + 64], k))
@@ -296,7 +320,8 @@ def main(cfg: EvaluateConfig, extra_policies: Sequence[Policy] = ()) -> dict:
     out = Path(cfg.output_dir) if cfg.output_dir else aigq_home() / "reports"
     out.mkdir(parents=True, exist_ok=True)
     doc = {"policies": report, "cutoff": str(ctx.cutoff), "n_requests": len(ctx.requests),
-           "config": asdict(cfg), "has_ground_truth": ctx.world is not None}
+           "config": asdict(cfg), "has_ground_truth": ctx.world is not None,
+           "generation": {p.name: p.generation_stats() for p in policies if hasattr(p, "generation_stats")}}
     (out / "eval.json").write_text(json.dumps(doc, indent=1, default=_json_default))
     (out / "eval.md").write_text(markdown(report, ctx))
     examples = {name: ls[:5] for name, ls in lists.items()}

@@ -1,0 +1,189 @@
+"""AIGQ-Direct generation: serialised user context -> a ranked list of K queries.
+
+`build_prompt` is the one owner of the prompt format (training and serving both call it).
+`DirectGenerator` loads a model directory and generates in batches (left padding, KV cache,
+sampling with a repetition penalty); `parse_list` turns raw text into distinct, normalised,
+valid queries; `complete_list` fills a shortfall from a fallback and marks it. No Feast or
+server import here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from models.base_lm import CONTEXT, EOS, LIST, SPECIAL_TOKENS
+
+SEPARATOR = " | "
+MAX_QUERY_CHARS = 60
+_SPACES = re.compile(r"\s+")
+
+
+def _values(v) -> list:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return []
+    return list(v)
+
+
+def build_prompt(ctx: Mapping, category_names: Mapping[str, str]) -> str:
+    """A compact text rendering of the `direct_generation_v1` features of one user."""
+    def cats(ids, weights=None, n=4) -> str:
+        ids = _values(ids)[:n]
+        names = [category_names.get(c, c) for c in ids]
+        if weights is None:
+            return "; ".join(names) or "none"
+        ws = _values(weights)
+        return "; ".join(f"{name} {round(100 * w)}" for name, w in zip(names, ws)) or "none"
+
+    profile = " ".join(str(ctx.get(k)) for k in ("gender", "age_band") if ctx.get(k) is not None) or "unknown"
+    tier = ctx.get("city_tier")
+    parts = [
+        f"user {profile}" + (f" tier{int(tier)}" if tier is not None and not _isnan(tier) else ""),
+        f"hour {int(ctx.get('hour_of_day') or 0)}",
+        f"interests {cats(ctx.get('top_categories_30d'), ctx.get('top_category_weights_30d'))}",
+        f"week {cats(ctx.get('top_categories_7d'), ctx.get('top_category_weights_7d'), 3)}",
+        f"recent {'; '.join(_values(ctx.get('recent_queries'))[:5]) or 'none'}",
+        f"clicked {cats(_dedupe(_values(ctx.get('recent_click_categories'))), n=3)}",
+        f"session {'; '.join(_values(ctx.get('session_queries'))[:3]) or 'none'}",
+    ]
+    return CONTEXT + " | ".join(parts) + LIST
+
+
+def format_completion(queries: Sequence[str]) -> str:
+    return " " + SEPARATOR.join(queries) + EOS
+
+
+def _isnan(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _dedupe(xs: Sequence) -> list:
+    out = []
+    for x in xs:
+        if x not in out:
+            out.append(x)
+    return out
+
+
+def clean_query(text: str) -> str | None:
+    """Normalise one generated query; None if it is not an acceptable query string."""
+    for tok in SPECIAL_TOKENS:
+        text = text.replace(tok, " ")
+    text = unicodedata.normalize("NFKC", text)
+    if any(unicodedata.category(ch)[0] == "C" and ch not in " \t" for ch in text):
+        return None
+    text = _SPACES.sub(" ", text).strip().lower()
+    if not (2 <= len(text) <= MAX_QUERY_CHARS) or not any(ch.isalpha() for ch in text):
+        return None
+    return text
+
+
+def candidates(text: str) -> list[str]:
+    """Distinct well-formed query strings of a completion, in order (before validity checks)."""
+    out: list[str] = []
+    text = text.split(EOS)[0]
+    for tok in SPECIAL_TOKENS:  # a stray special token separates queries (and contains "|")
+        text = text.replace(tok, "|")
+    for piece in text.split("|"):
+        q = clean_query(piece)
+        if q is not None and q not in out:
+            out.append(q)
+    return out
+
+
+def parse_list(text: str, k: int, is_valid: Callable[[str], bool] | None = None,
+               blocklist: Sequence[str] = ()) -> list[str]:
+    """Up to k distinct acceptable queries from a generated completion, in order: well formed,
+    not blocklisted and (when a validator is given) valid."""
+    out = [q for q in candidates(text) if not any(b in q for b in blocklist)
+           and (is_valid is None or is_valid(q))]
+    return out[:k]
+
+
+def complete_list(parsed: Sequence[str], fallback: Sequence[str], k: int) -> tuple[list[str], list[str]]:
+    """Exactly k distinct queries: the parsed ones, then the fallback's; sources say which."""
+    queries, sources = list(parsed[:k]), ["model"] * min(len(parsed), k)
+    for q in fallback:
+        if len(queries) == k:
+            break
+        if q not in queries:
+            queries.append(q)
+            sources.append("fallback")
+    return queries, sources
+
+
+@dataclass
+class GenerationConfig:
+    k: int = 8
+    max_new_tokens: int = 72
+    do_sample: bool = True
+    temperature: float = 0.7
+    top_p: float = 0.95
+    repetition_penalty: float = 1.05
+    batch_size: int = 32
+    seed: int = 0
+
+
+@dataclass
+class GeneratedList:
+    queries: list[str]  # exactly k
+    sources: list[str]  # "model" or "fallback", per query
+    n_parsed: int  # usable queries the model produced (at most k)
+    n_candidates: int  # well-formed distinct strings before validity and blocklist filtering
+    n_valid: int = 0  # of those, the valid and allowed ones
+    raw: str = field(repr=False, default="")
+
+    @property
+    def parse_failed(self) -> bool:
+        return self.n_parsed == 0
+
+
+class DirectGenerator:
+    """Loads a (merged) model directory; generates lists for many prompts in batches."""
+
+    def __init__(self, model_dir: str | Path, config: GenerationConfig | None = None,
+                 is_valid: Callable[[str], bool] | None = None, blocklist: Sequence[str] = ()):
+        from models.base_lm import load
+
+        self.model_dir = Path(model_dir)
+        self.model, self.tokenizer = load(self.model_dir)
+        self.config = config or GenerationConfig()
+        self.is_valid, self.blocklist = is_valid, tuple(blocklist)
+        self.version = self.model_dir.name
+
+    def generate_texts(self, prompts: Sequence[str], use_cache: bool = True, batch_size: int | None = None) -> list[str]:
+        import torch
+
+        cfg = self.config
+        out: list[str] = []
+        size = batch_size or cfg.batch_size
+        for start in range(0, len(prompts), size):
+            batch = list(prompts[start:start + size])
+            enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False)
+            torch.manual_seed(cfg.seed + start)
+            with torch.inference_mode():
+                gen = self.model.generate(
+                    **enc, max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
+                    temperature=cfg.temperature if cfg.do_sample else None,
+                    top_p=cfg.top_p if cfg.do_sample else None, top_k=None,
+                    repetition_penalty=cfg.repetition_penalty, use_cache=use_cache,
+                    pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id)
+            new = gen[:, enc["input_ids"].shape[1]:]
+            out.extend(self.tokenizer.batch_decode(new, skip_special_tokens=False))
+        return out
+
+    def generate(self, prompts: Sequence[str], fallbacks: Sequence[Sequence[str]] | None = None,
+                 use_cache: bool = True, batch_size: int | None = None) -> list[GeneratedList]:
+        texts = self.generate_texts(prompts, use_cache=use_cache, batch_size=batch_size)
+        k = self.config.k
+        lists = []
+        for i, text in enumerate(texts):
+            usable = parse_list(text, len(text), self.is_valid, self.blocklist)
+            queries, sources = complete_list(usable[:k], fallbacks[i] if fallbacks else (), k)
+            lists.append(GeneratedList(queries, sources, min(len(usable), k), len(candidates(text)),
+                                       len(usable), text))
+        return lists

@@ -1,0 +1,115 @@
+"""Base LM, IL-SFT and batched generation on the tiny world (tiny models, few steps)."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models import base_lm
+from models.generator import DirectGenerator, GenerationConfig
+from pipelines import features, train_base, train_sft, training_frames
+from pipelines.datasets import prompts_for
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_world, tmp_path_factory):
+    home = tmp_path_factory.mktemp("direct_home")
+    shutil.copytree(tiny_world, home, dirs_exist_ok=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIGQ_HOME", str(home))
+        features.apply("sqlite")
+        frames = home / "frames"
+        frames.mkdir()
+        training_frames.sft_context_frame(features.open_store("sqlite")).to_parquet(frames / "sft_contexts.parquet")
+        base = train_base.main(train_base.TrainBaseConfig(steps=60, vocab_size=800, hidden_size=64, batch_size=16,
+                                                          block_size=64, warmup_steps=5))
+        sft_cfg = train_sft.TrainSFTConfig(max_steps=30, batch_size=8, max_samples=400)
+        sft = train_sft.main(sft_cfg)
+        yield {"home": home, "base": base, "sft": sft, "sft_dir": train_sft.model_dir(sft_cfg)}
+
+
+def test_base_pretraining_lowers_the_loss(trained):
+    m = trained["base"]
+    assert m["last_loss"] < 0.9 * m["first_loss"]
+    card = json.loads((trained["home"] / "models" / "base" / "card.json").read_text())
+    assert card["from_scratch"] is True and card["git revision"]
+
+
+def test_tokenizer_round_trips_queries(trained):
+    _, tok = base_lm.load(trained["home"] / "models" / "base")
+    assert tok.padding_side == "left"
+    for q in ("navy linen shirt", "48\" sliding barn door", "women's sunscreen"):
+        assert tok.decode(tok(q, add_special_tokens=False)["input_ids"]) == q
+    assert tok.convert_tokens_to_ids(base_lm.LIST) != tok.unk_token_id
+
+
+def test_sft_lowers_the_loss_and_changes_every_weight(trained):
+    m = trained["sft"]
+    assert m["last_loss"] < m["first_loss"]
+    assert m["share_of_tensors_changed"] == 1.0 and m["adapter"] == "full"
+    card = json.loads((trained["sft_dir"] / "card.json").read_text())
+    assert {"base", "data window", "config", "metrics", "git revision"} <= set(card)
+
+
+def test_batched_generation_equals_one_at_a_time(trained):
+    """Left padding and the KV cache must not change what greedy decoding writes."""
+    home = trained["home"]
+    ctx = pd.read_parquet(home / "frames" / "sft_contexts.parquet").tail(6).to_dict("records")
+    prompts = prompts_for(ctx, pd.read_parquet(home / "data" / "categories.parquet"))
+    gen = DirectGenerator(trained["sft_dir"], GenerationConfig(do_sample=False, repetition_penalty=1.0,
+                                                               max_new_tokens=24))
+    batched = gen.generate_texts(prompts, batch_size=6)
+    alone = [gen.generate_texts([p], batch_size=1)[0] for p in prompts]
+    no_cache = gen.generate_texts(prompts[:2], use_cache=False, batch_size=2)
+    strip = lambda t: t.split(base_lm.EOS)[0]  # noqa: E731
+    assert [strip(t) for t in batched] == [strip(t) for t in alone]
+    assert [strip(t) for t in no_cache] == [strip(t) for t in batched[:2]]
+
+
+def test_generated_lists_are_exactly_k_distinct_with_sources(trained):
+    home = trained["home"]
+    ctx = pd.read_parquet(home / "frames" / "sft_contexts.parquet").tail(16).to_dict("records")
+    prompts = prompts_for(ctx, pd.read_parquet(home / "data" / "categories.parquet"))
+    gen = DirectGenerator(trained["sft_dir"], GenerationConfig(k=8), blocklist=["dress"])
+    fallback = [f"fallback {i}" for i in range(20)]
+    for out in gen.generate(prompts, [fallback] * len(prompts)):
+        assert len(out.queries) == 8 == len(set(out.queries)) == len(out.sources)
+        assert not any("dress" in q for q in out.queries)
+        assert out.sources.count("model") == out.n_parsed
+
+
+def test_save_load_round_trip_is_identical(trained, tmp_path):
+    import torch
+
+    model, tok = base_lm.load(trained["sft_dir"])
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    again, _ = base_lm.load(tmp_path)
+    for (n, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), n
+
+
+def test_lora_adapter_on_a_pretrained_base_is_merged(trained, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("AIGQ_HOME", str(trained["home"]))
+    cfg = train_sft.TrainSFTConfig(adapter="lora", lora_r=4, lora_alpha=8, max_steps=8, batch_size=4, max_samples=64,
+                                   lr=5e-3, output_dir=str(tmp_path / "lora"))
+    m = train_sft.main(cfg)
+    assert m["adapter"] == "lora (merged)"
+    merged, _ = base_lm.load(tmp_path / "lora")
+    assert not any("lora" in n for n in merged.state_dict())
+    base, _ = base_lm.load(trained["home"] / "models" / "base")
+    diffs = [not torch.equal(a, b) for a, b in zip(base.state_dict().values(), merged.state_dict().values())]
+    assert any(diffs)
+    assert np.isfinite(m["last_loss"])
+
+
+def test_missing_base_is_a_clear_error(tmp_path, monkeypatch):
+    from pipelines.errors import AigqError
+
+    monkeypatch.setenv("AIGQ_HOME", str(tmp_path))
+    with pytest.raises(AigqError, match="no base model; run `aigq train base`"):
+        train_sft.main(train_sft.TrainSFTConfig())
