@@ -25,7 +25,7 @@ def _stage_args(parser: argparse.ArgumentParser) -> None:
 
 
 # (base LM steps, IL-SFT steps) that `aigq demo` trains for, per profile
-DEMO_TRAIN_STEPS = {"tiny": (40, 30), "demo": (300, 400), "large": (600, 800)}
+DEMO_TRAIN_STEPS = {"tiny": (40, 30), "demo": (600, 400), "large": (800, 800)}
 
 
 def _say(msg: str) -> None:

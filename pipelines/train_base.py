@@ -29,7 +29,7 @@ class TrainBaseConfig:
     vocab_size: int = option(3000, "BPE vocabulary size")
     hidden_size: int = option(128, "model width")
     layers: int = option(2, "transformer layers")
-    steps: int = option(600, "optimiser steps")
+    steps: int = option(600, "optimiser steps (about 0.2 s each on 2 cores)")
     batch_size: int = option(32, "blocks per step")
     block_size: int = option(96, "tokens per block")
     lr: float = option(2e-3, "peak AdamW learning rate (from scratch: 1e-3..3e-3)")
