@@ -26,6 +26,8 @@ def _stage_args(parser: argparse.ArgumentParser) -> None:
 
 # (base LM steps, IL-SFT steps) that `aigq demo` trains for, per profile
 DEMO_TRAIN_STEPS = {"tiny": (40, 30), "demo": (600, 400), "large": (800, 800)}
+DEMO_GRPO = {"tiny": ["max_steps=2", "batch_size=8", "num_generations=4", "max_completion_length=24",
+                      "eval_prompts=16"], "demo": [], "large": []}
 
 
 def _say(msg: str) -> None:
@@ -133,6 +135,17 @@ def cmd_train(args) -> dict:
         _say(f"IL-SFT model ({m['adapter']}) saved to {train_sft.model_dir(cfg)}: {m['samples']} samples, "
              f"loss {m['first_loss']:.2f} -> {m['last_loss']:.2f} in {m['seconds']:.0f}s")
         return m
+    if args.what == "grpo":
+        from pipelines import train_grpo
+
+        cfg = load_config(train_grpo.TrainGRPOConfig, args.config, args.overrides)
+        m = train_grpo.main(cfg)
+        held = m["heldout_reward"]
+        _say(f"IL-GRPO model saved to {train_grpo.model_dir(cfg)}: {m['seconds_per_step']:.2f} s/step; held-out "
+             f"total reward SFT {held['sft']['total']:.3f} -> GRPO {held['grpo']['total']:.3f}")
+        for name in held["grpo"]:
+            _say(f"  {name:10s} SFT {held['sft'][name]:.4f}  GRPO {held['grpo'][name]:.4f}")
+        return m
     raise AigqError(f"`aigq train {args.what}` is not built yet")
 
 
@@ -187,7 +200,9 @@ def cmd_demo(args) -> None:
         argparse.Namespace(what="base", config=None, overrides=[f"steps={base_steps}"])))
     sft = step("IL-SFT of AIGQ-Direct", lambda: cmd_train(
         argparse.Namespace(what="sft", config=None, overrides=[f"max_steps={sft_steps}"])))
-    evaluation = step("evaluate baselines and direct_sft", lambda: cmd_evaluate(
+    grpo = step("IL-GRPO of AIGQ-Direct", lambda: cmd_train(
+        argparse.Namespace(what="grpo", config=None, overrides=DEMO_GRPO[args.profile])))
+    evaluation = step("evaluate baselines, direct_sft and direct_grpo", lambda: cmd_evaluate(
         argparse.Namespace(config=None, overrides=[])))
 
     print()
@@ -203,6 +218,9 @@ def cmd_demo(args) -> None:
           f"{ctr_metrics['logistic_regression']['auc']:.3f}, per-query CTR {ctr_metrics['per_query_ctr']['auc']:.3f})")
     print(f"  IL-SFT       : {sft['samples']} samples, loss {sft['first_loss']:.2f} -> {sft['last_loss']:.2f}; "
           f"generation {evaluation['generation'].get('direct_sft', {})}")
+    held = grpo["heldout_reward"]
+    print(f"  IL-GRPO      : {grpo['steps']} steps, {grpo['seconds_per_step']:.2f} s/step; held-out total reward "
+          f"SFT {held['sft']['total']:.3f} -> GRPO {held['grpo']['total']:.3f}")
     print(f"  evaluation   : {evaluation['n_requests']} held-out session starts, "
           f"{os.environ['AIGQ_HOME']}/reports/eval.md")
     for line in eval_table(evaluation).splitlines():
@@ -269,13 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
     from pipelines.train_ctr import TrainCTRConfig
 
     from pipelines.train_base import TrainBaseConfig
+    from pipelines.train_grpo import TrainGRPOConfig
     from pipelines.train_sft import TrainSFTConfig
 
-    train = sub.add_parser("train", help="train a model: ctr | base | sft",
+    train = sub.add_parser("train", help="train a model: ctr | base | sft | grpo",
                            epilog="ctr config keys:\n" + describe(TrainCTRConfig) + "\n\nbase config keys:\n"
-                           + describe(TrainBaseConfig) + "\n\nsft config keys:\n" + describe(TrainSFTConfig),
+                           + describe(TrainBaseConfig) + "\n\nsft config keys:\n" + describe(TrainSFTConfig)
+                           + "\n\ngrpo config keys:\n" + describe(TrainGRPOConfig),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    train.add_argument("what", choices=["ctr", "base", "sft"])
+    train.add_argument("what", choices=["ctr", "base", "sft", "grpo"])
     _stage_args(train)
     train.set_defaults(func=cmd_train)
 

@@ -20,6 +20,7 @@ Only sessions that start before the cut-off become samples (evaluation holds the
 from __future__ import annotations
 
 import collections
+import json
 import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -122,6 +123,24 @@ class CompletionBuilder:
         return out
 
 
+CONTEXT_KEYS = ("age_band", "gender", "city_tier", "price_sensitivity", "n_search_7d", "n_click_7d", "n_events_30d",
+                "top_categories_7d", "top_category_weights_7d", "top_categories_30d", "top_category_weights_30d",
+                "recent_queries", "recent_click_categories", "session_queries", "session_categories",
+                "hour_of_day", "is_cold_start", "interest_entropy")
+
+
+def context_json(ctx: Mapping) -> str:
+    """The user context as JSON (lists for arrays, null for NaN): a dataset column for rewards."""
+    def plain(v):
+        if hasattr(v, "tolist"):
+            v = v.tolist()
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        return v
+
+    return json.dumps({k: plain(ctx.get(k)) for k in CONTEXT_KEYS}, default=str)
+
+
 def build_samples(contexts: pd.DataFrame, events: pd.DataFrame, sessions: pd.DataFrame,
                   queries: pd.DataFrame, categories: pd.DataFrame, cfg: SFTDataConfig) -> pd.DataFrame:
     """One IL-SFT sample per session start before the cut-off. `contexts` is the SFT context frame
@@ -135,6 +154,7 @@ def build_samples(contexts: pd.DataFrame, events: pd.DataFrame, sessions: pd.Dat
     for ctx in train.to_dict("records"):
         lst = builder.completion(ctx["user_id"], ctx["session_id"], ctx["event_timestamp"], ctx)
         rows.append({"prompt": build_prompt(ctx, names), "completion": format_completion(lst),
+                     "context_json": context_json(ctx),
                      "queries": lst, "user_id": ctx["user_id"], "session_id": ctx["session_id"],
                      "event_timestamp": ctx["event_timestamp"]})
     return pd.DataFrame(rows)

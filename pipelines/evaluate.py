@@ -34,7 +34,8 @@ METRICS = ("hit_rate@8", "ndcg@8", "mrr@8", "ild_category", "ild_embedding", "di
            "interest_coverage", "catalog_coverage", "novelty", "serendipity", "validity", "repeat_rate",
            "sim_ctr", "sim_ctr_ci95", "sim_ctr_lift", "n_lists")
 RELEVANT_AFFINITY = 0.1  # ground-truth interest weight above which a category is relevant
-GENERATORS = ("direct_sft",)  # generator policies: evaluated when their model directory exists
+# generator policies: evaluated when their model directory exists
+GENERATORS = ("direct_sft", "direct_grpo", "direct_grpo_rel", "direct_grpo_rel_list")
 
 
 @dataclass
@@ -42,7 +43,7 @@ class EvaluateConfig:
     eval_days: float = option(5.0, "sessions starting in the last N days are held out")
     max_requests: int = option(2000, "sample at most this many held-out session starts (0: all)")
     k: int = option(8, "list length K")
-    policies: list[str] = option(list(BASELINES + GENERATORS),
+    policies: list[str] = option(list(BASELINES + GENERATORS[:2]),
                                  f"policies to evaluate (baselines: {', '.join(BASELINES)}; generators, when "
                                  f"trained: {', '.join(GENERATORS)}; also oracle and random)")
     store: str = option("sqlite", "feature store config for generator contexts (sqlite | redis_postgres)")

@@ -1,7 +1,6 @@
 """Base LM, IL-SFT and batched generation on the tiny world (tiny models, few steps)."""
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -9,25 +8,13 @@ import pytest
 
 from models import base_lm
 from models.generator import DirectGenerator, GenerationConfig
-from pipelines import features, train_base, train_sft, training_frames
+from pipelines import train_sft
 from pipelines.datasets import prompts_for
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_world, tmp_path_factory):
-    home = tmp_path_factory.mktemp("direct_home")
-    shutil.copytree(tiny_world, home, dirs_exist_ok=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIGQ_HOME", str(home))
-        features.apply("sqlite")
-        frames = home / "frames"
-        frames.mkdir()
-        training_frames.sft_context_frame(features.open_store("sqlite")).to_parquet(frames / "sft_contexts.parquet")
-        base = train_base.main(train_base.TrainBaseConfig(steps=60, vocab_size=800, hidden_size=64, batch_size=16,
-                                                          block_size=64, warmup_steps=5))
-        sft_cfg = train_sft.TrainSFTConfig(max_steps=30, batch_size=8, max_samples=400)
-        sft = train_sft.main(sft_cfg)
-        yield {"home": home, "base": base, "sft": sft, "sft_dir": train_sft.model_dir(sft_cfg)}
+def trained(direct_home):
+    return direct_home
 
 
 def test_base_pretraining_lowers_the_loss(trained):

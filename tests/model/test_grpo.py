@@ -1,0 +1,57 @@
+"""A few IL-GRPO steps on the tiny SFT model, with the real CTR model as one reward."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pipelines import train_grpo
+from pipelines.rewards import make_rewards
+
+
+@pytest.fixture(scope="module")
+def grpo(direct_home, tmp_path_factory):
+    out = tmp_path_factory.mktemp("grpo") / "direct_grpo"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIGQ_HOME", str(direct_home["home"]))
+        cfg = train_grpo.TrainGRPOConfig(max_steps=3, batch_size=8, num_generations=4, max_completion_length=24,
+                                         max_prompts=64, eval_prompts=16, output_dir=str(out))
+        metrics = train_grpo.main(cfg)
+    return metrics, out
+
+
+def test_grpo_steps_change_the_weights(grpo):
+    metrics, out = grpo
+    assert metrics["share_of_tensors_changed"] > 0.9
+    assert (out / "config.json").exists() and (out / "README.md").exists()
+
+
+def test_each_reward_component_is_logged(grpo):
+    metrics, out = grpo
+    history = json.loads((out / "reward_history.json").read_text())
+    assert history
+    for name in metrics["weights"]:
+        assert any(f"rewards/{name}/mean" in h for h in history), name
+    held = metrics["heldout_reward"]
+    assert set(held) == {"sft", "grpo"} and np.isfinite(held["grpo"]["total"])
+
+
+def test_ctr_reward_is_one_batched_forward_pass(direct_home, monkeypatch):
+    monkeypatch.setenv("AIGQ_HOME", str(direct_home["home"]))
+    rc = train_grpo.reward_context(direct_home["home"])
+    calls = []
+    real = rc.ctr_scorer.score_users
+    monkeypatch.setattr(rc.ctr_scorer, "score_users", lambda *a, **k: calls.append(1) or real(*a, **k))
+    ctx = json.dumps({"top_categories_30d": ["c000"], "top_category_weights_30d": [1.0]})
+    comps = [" dress | maxi dress | tent<|endoftext|>", " sleeping bag<|endoftext|>", " zzz<|endoftext|>"]
+    out = make_rewards(rc)["ctr"](["p"] * 3, comps, context_json=[ctx] * 3)
+    assert len(calls) == 1
+    assert out[0] > out[1] > 0 and out[2] == 0.0  # more usable queries, more expected clicks
+
+
+def test_bad_group_size_is_named(direct_home, monkeypatch):
+    from pipelines.errors import AigqError
+
+    monkeypatch.setenv("AIGQ_HOME", str(direct_home["home"]))
+    with pytest.raises(AigqError, match="must be a multiple of num_generations"):
+        train_grpo.main(train_grpo.TrainGRPOConfig(batch_size=10, num_generations=4))
