@@ -34,7 +34,7 @@ class TrainGRPOConfig:
     # defaults: the CTR reward is ~0.05-0.1 in absolute terms, hence its larger weight; novelty is
     # off by default because it pulled lists towards rare attribute variants users click less
     w_relevance: float = option(2.0, "weight of the per-query relevance reward")
-    w_diversity: float = option(0.2, "weight of the distinct-categories reward")
+    w_diversity: float = option(1.0, "weight of the distinct-categories reward")
     w_coverage: float = option(0.3, "weight of the interest-coverage reward")
     w_novelty: float = option(0.0, "weight of the not-recently-searched reward")
     w_format: float = option(0.5, "weight of the format reward (K usable queries)")
@@ -45,7 +45,7 @@ class TrainGRPOConfig:
     max_completion_length: int = option(64, "generated tokens per completion")
     temperature: float = option(1.0, "sampling temperature during training")
     lr: float = option(5e-4, "learning rate (tiny model ~5e-4)")
-    kl_beta: float = option(0.02, "KL penalty to the SFT model (0: none, and no reference model kept)")
+    kl_beta: float = option(0.1, "KL penalty to the SFT model (0: none, and no reference model kept)")
     max_prompts: int = option(3000, "training prompts sampled from the IL-SFT samples")
     eval_prompts: int = option(300, "held-out prompts for the SFT-vs-GRPO reward comparison")
     holdout_days: float = option(5.0, "sessions in the last N days are held out (must match evaluation)")
