@@ -20,10 +20,12 @@ def direct_home(tiny_world, tmp_path_factory):
         frames.mkdir()
         training_frames.sft_context_frame(fs).to_parquet(frames / "sft_contexts.parquet")
         ctr_frame = training_frames.ctr_training_frame(fs)
-        ctr = train_ctr.main(train_ctr.TrainCTRConfig(test_days=3, epochs=2, batch_size=512), ctr_frame)
+        ctr_cfg = train_ctr.TrainCTRConfig(test_days=3, epochs=8, batch_size=256)
+        ctr = train_ctr.main(ctr_cfg, ctr_frame)
         base = train_base.main(train_base.TrainBaseConfig(steps=60, vocab_size=800, hidden_size=64, batch_size=16,
                                                           block_size=64, warmup_steps=5))
         sft_cfg = train_sft.TrainSFTConfig(max_steps=30, batch_size=8, max_samples=400)
         sft = train_sft.main(sft_cfg)
         sft_dir = train_sft.model_dir(sft_cfg)
-    return {"home": home, "base": base, "sft": sft, "ctr": ctr, "sft_dir": sft_dir}
+    return {"home": home, "base": base, "sft": sft, "ctr": ctr, "sft_dir": sft_dir, "ctr_frame": ctr_frame,
+            "ctr_dir": train_ctr.model_dir(ctr_cfg), "ctr_cfg": ctr_cfg}

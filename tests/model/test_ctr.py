@@ -1,26 +1,16 @@
 """The CTR ranker trained on the tiny world's point-in-time impression frame."""
 
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from models import ctr
-from pipelines import features, train_ctr, training_frames
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_world, tmp_path_factory):
-    home = tmp_path_factory.mktemp("ctr_home")
-    shutil.copytree(tiny_world, home, dirs_exist_ok=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIGQ_HOME", str(home))
-        features.apply("sqlite")
-        frame = training_frames.ctr_training_frame(features.open_store("sqlite"))
-        cfg = train_ctr.TrainCTRConfig(test_days=3, epochs=8, batch_size=256)
-        metrics = train_ctr.main(cfg, frame)
-        yield metrics, train_ctr.model_dir(cfg), frame, cfg
+def trained(direct_home):
+    """The CTR model trained on the tiny world's point-in-time frame (tests/model/conftest.py)."""
+    return direct_home["ctr"], direct_home["ctr_dir"], direct_home["ctr_frame"], direct_home["ctr_cfg"]
 
 
 def test_training_lowers_the_loss_and_beats_chance(trained):
