@@ -31,14 +31,15 @@ LIST_COMPONENTS = ("diversity", "coverage", "novelty", "format")
 class TrainGRPOConfig:
     sft_model: str = option("", "the IL-SFT model directory (default $AIGQ_HOME/models/direct_sft)")
     adapter: str = option("full", "full | lora (a LoRA adapter, merged after training)")
-    # defaults: the CTR reward is ~0.05-0.1 in absolute terms, hence its larger weight; novelty is
-    # off by default because it pulled lists towards rare attribute variants users click less
+    # defaults from the ablation on the demo world: rewards normalised per group before the
+    # weighted sum (GDPO) so the small-valued CTR reward is not drowned; novelty off because it
+    # pulled lists towards rare attribute variants users click less
     w_relevance: float = option(2.0, "weight of the per-query relevance reward")
     w_diversity: float = option(1.0, "weight of the distinct-categories reward")
-    w_coverage: float = option(0.3, "weight of the interest-coverage reward")
+    w_coverage: float = option(0.5, "weight of the interest-coverage reward")
     w_novelty: float = option(0.0, "weight of the not-recently-searched reward")
     w_format: float = option(0.5, "weight of the format reward (K usable queries)")
-    w_ctr: float = option(10.0, "weight of the CTR-model reward (0: no CTR model needed)")
+    w_ctr: float = option(2.0, "weight of the CTR-model reward (0: no CTR model needed)")
     max_steps: int = option(100, "optimiser steps (about 1 s each on 2 cores)")
     batch_size: int = option(32, "completions per step (a multiple of num_generations)")
     num_generations: int = option(8, "group size G: completions per prompt")
@@ -46,6 +47,8 @@ class TrainGRPOConfig:
     temperature: float = option(1.0, "sampling temperature during training")
     lr: float = option(5e-4, "learning rate (tiny model ~5e-4)")
     kl_beta: float = option(0.1, "KL penalty to the SFT model (0: none, and no reference model kept)")
+    aggregation: str = option("normalize_then_sum", "how TRL combines rewards: sum_then_normalize | "
+                                                   "normalize_then_sum (GDPO: each reward normalised per group first)")
     max_prompts: int = option(3000, "training prompts sampled from the IL-SFT samples")
     eval_prompts: int = option(300, "held-out prompts for the SFT-vs-GRPO reward comparison")
     holdout_days: float = option(5.0, "sessions in the last N days are held out (must match evaluation)")
@@ -163,7 +166,7 @@ def train(cfg: TrainGRPOConfig, samples: pd.DataFrame | None = None) -> dict:
             output_dir=scratch, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
             num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
             temperature=cfg.temperature, learning_rate=cfg.lr, beta=cfg.kl_beta,
-            reward_weights=list(active.values()), logging_steps=max(1, min(5, cfg.max_steps // 4)),
+            reward_weights=list(active.values()), multi_objective_aggregation=cfg.aggregation, logging_steps=max(1, min(5, cfg.max_steps // 4)),
             save_strategy="no", report_to="none", seed=cfg.seed, bf16=False, use_cpu=True,
             gradient_checkpointing=False, dataloader_num_workers=0, disable_tqdm=False,
         )
