@@ -34,6 +34,19 @@ POSTGRES = ("PostgreSQL", "127.0.0.1", 5432)
 REDIS = ("Redis", "127.0.0.1", 6379)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_home(tmp_path_factory):
+    """Every test starts from an empty $AIGQ_HOME: nothing reads or writes the developer's
+    ./artifacts, so a path computed outside a test's own home fails here as on a fresh clone."""
+    old = os.environ.get("AIGQ_HOME")
+    os.environ["AIGQ_HOME"] = str(tmp_path_factory.mktemp("empty_home"))
+    yield
+    if old is None:
+        os.environ.pop("AIGQ_HOME", None)
+    else:
+        os.environ["AIGQ_HOME"] = old
+
+
 @pytest.fixture
 def aigq_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "home"

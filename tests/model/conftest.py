@@ -26,6 +26,5 @@ def direct_home(tiny_world, tmp_path_factory):
                                                           block_size=64, warmup_steps=5))
         sft_cfg = train_sft.TrainSFTConfig(max_steps=30, batch_size=8, max_samples=400)
         sft = train_sft.main(sft_cfg)
-        sft_dir = train_sft.model_dir(sft_cfg)
-    return {"home": home, "base": base, "sft": sft, "ctr": ctr, "sft_dir": sft_dir, "ctr_frame": ctr_frame,
-            "ctr_dir": train_ctr.model_dir(ctr_cfg), "ctr_cfg": ctr_cfg}
+        dirs = {"sft_dir": train_sft.model_dir(sft_cfg), "ctr_dir": train_ctr.model_dir(ctr_cfg)}
+    return {"home": home, "base": base, "sft": sft, "ctr": ctr, "ctr_frame": ctr_frame, "ctr_cfg": ctr_cfg, **dirs}
