@@ -20,6 +20,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from models.generator import as_list
+
 FEATURE_SERVICE = "ctr_ranking_v1"
 MAX_POSITION = 16
 DENSE_FEATURES = (
@@ -73,10 +75,6 @@ def _missing(values: Sequence) -> np.ndarray:
     return np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in values], dtype=np.float32)
 
 
-def _listify(v) -> list:
-    return [] if v is None or (isinstance(v, float) and math.isnan(v)) else list(v)
-
-
 def hash_tokens(queries: Sequence[str], buckets: int, max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
     """Hashed word unigrams and bigrams: (flat ids, offsets) for an EmbeddingBag. crc32 is
     stable across processes (Python's hash() is salted)."""
@@ -100,12 +98,12 @@ def featurize(rows: Mapping[str, Sequence], vocab: Vocab, cfg: CTRConfig) -> dic
 
     queries = [q if isinstance(q, str) else "" for q in rows["query"]]
     qcat = list(col("query_category_id"))
-    top30 = [_listify(v) for v in col("top_categories_30d")]
-    w30 = [_listify(v) for v in col("top_category_weights_30d")]
-    top7 = [_listify(v) for v in col("top_categories_7d")]
-    w7 = [_listify(v) for v in col("top_category_weights_7d")]
-    recent = [set(_listify(v)) for v in col("recent_queries")]
-    recent_cats = [_listify(v) for v in col("recent_click_categories")]
+    top30 = [as_list(v) for v in col("top_categories_30d")]
+    w30 = [as_list(v) for v in col("top_category_weights_30d")]
+    top7 = [as_list(v) for v in col("top_categories_7d")]
+    w7 = [as_list(v) for v in col("top_category_weights_7d")]
+    recent = [set(as_list(v)) for v in col("recent_queries")]
+    recent_cats = [as_list(v) for v in col("recent_click_categories")]
     qdom = [vocab.category_domain.get(c) if isinstance(c, str) else None for c in qcat]
 
     def affinity(cats, weights):

@@ -23,7 +23,8 @@ MAX_QUERY_CHARS = 60
 _SPACES = re.compile(r"\s+")
 
 
-def _values(v) -> list:
+def as_list(v) -> list:
+    """A feature value as a list: Feast gives None, NaN (pandas) or an array for a missing list."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return []
     return list(v)
@@ -32,11 +33,11 @@ def _values(v) -> list:
 def build_prompt(ctx: Mapping, category_names: Mapping[str, str]) -> str:
     """A compact text rendering of the `direct_generation_v1` features of one user."""
     def cats(ids, weights=None, n=4) -> str:
-        ids = _values(ids)[:n]
+        ids = as_list(ids)[:n]
         names = [category_names.get(c, c) for c in ids]
         if weights is None:
             return "; ".join(names) or "none"
-        ws = _values(weights)
+        ws = as_list(weights)
         return "; ".join(f"{name} {round(100 * w)}" for name, w in zip(names, ws)) or "none"
 
     profile = " ".join(str(ctx.get(k)) for k in ("gender", "age_band") if ctx.get(k) is not None) or "unknown"
@@ -46,9 +47,9 @@ def build_prompt(ctx: Mapping, category_names: Mapping[str, str]) -> str:
         f"hour {int(ctx.get('hour_of_day') or 0)}",
         f"interests {cats(ctx.get('top_categories_30d'), ctx.get('top_category_weights_30d'))}",
         f"week {cats(ctx.get('top_categories_7d'), ctx.get('top_category_weights_7d'), 3)}",
-        f"recent {'; '.join(_values(ctx.get('recent_queries'))[:5]) or 'none'}",
-        f"clicked {cats(_dedupe(_values(ctx.get('recent_click_categories'))), n=3)}",
-        f"session {'; '.join(_values(ctx.get('session_queries'))[:3]) or 'none'}",
+        f"recent {'; '.join(as_list(ctx.get('recent_queries'))[:5]) or 'none'}",
+        f"clicked {cats(_dedupe(as_list(ctx.get('recent_click_categories'))), n=3)}",
+        f"session {'; '.join(as_list(ctx.get('session_queries'))[:3]) or 'none'}",
     ]
     return CONTEXT + " | ".join(parts) + LIST
 

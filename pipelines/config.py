@@ -39,6 +39,17 @@ def aigq_home() -> Path:
     return Path(os.environ.get("AIGQ_HOME") or PROJECT_ROOT / "artifacts").resolve()
 
 
+def git_revision() -> str:
+    """Short commit of the project checkout, for model cards ("unknown" outside git)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
 def describe(cls: type) -> str:
     """One line per field: name, type, default and help (for `--help`)."""
     lines = []

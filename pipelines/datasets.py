@@ -27,7 +27,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from models.generator import build_prompt, format_completion
+from models.generator import as_list, build_prompt, format_completion
 from pipelines.config import option
 
 WEIGHTS = {"search": 1.0, "click": 1.0, "cart": 3.0, "purchase": 5.0}
@@ -68,9 +68,6 @@ def interest_rerank(scores: Mapping[str, float], category_of: Mapping[str, str],
     return out
 
 
-def _values(v) -> list:
-    return [] if v is None or (isinstance(v, float) and math.isnan(v)) else list(v)
-
 
 class CompletionBuilder:
     """Builds completions from the event log; holds the per-session and popularity indexes."""
@@ -107,11 +104,11 @@ class CompletionBuilder:
         return scores
 
     def completion(self, user: str, session_id: int, start: pd.Timestamp, ctx: Mapping) -> list[str]:
-        cats = _values(ctx.get("top_categories_30d"))
-        interests = dict(zip(cats, _values(ctx.get("top_category_weights_30d"))))
+        cats = as_list(ctx.get("top_categories_30d"))
+        interests = dict(zip(cats, as_list(ctx.get("top_category_weights_30d"))))
         ranked = interest_rerank(self.behaviour(user, session_id, start), self.category_of, interests,
                                  self.cfg.interest_floor)
-        fill = list(_values(ctx.get("recent_queries")))
+        fill = list(as_list(ctx.get("recent_queries")))
         for rnd in range(20):  # the top categories' popular queries, interleaved
             fill.extend(self.popular_in[c][rnd] for c in cats if rnd < len(self.popular_in[c]))
         out: list[str] = []

@@ -15,13 +15,12 @@ per completion; nothing here reads logs or the world's ground truth.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from models.generator import candidates
+from models.generator import as_list, candidates
 from pipelines.metrics import text_embedding
 
 COMPONENTS = ("relevance", "diversity", "coverage", "novelty", "format", "ctr")
@@ -38,9 +37,6 @@ def discounts(k: int) -> np.ndarray:
     d = 1.0 / np.log2(np.arange(k) + 2)
     return d / d.sum()
 
-
-def _values(v) -> list:
-    return [] if v is None or (isinstance(v, float) and math.isnan(v)) else list(v)
 
 
 @dataclass
@@ -73,10 +69,10 @@ def make_rewards(rc: RewardContext) -> dict[str, Callable]:
         out = []
         for comp, ctx in zip(completions, _contexts(kwargs, len(completions))):
             queries = rc.parse(comp)
-            long = dict(zip(_values(ctx.get("top_categories_30d")), _values(ctx.get("top_category_weights_30d"))))
-            week = dict(zip(_values(ctx.get("top_categories_7d")), _values(ctx.get("top_category_weights_7d"))))
-            clicked = set(_values(ctx.get("recent_click_categories")))
-            recent = _values(ctx.get("recent_queries"))[:5] + _values(ctx.get("session_queries"))[:3]
+            long = dict(zip(as_list(ctx.get("top_categories_30d")), as_list(ctx.get("top_category_weights_30d"))))
+            week = dict(zip(as_list(ctx.get("top_categories_7d")), as_list(ctx.get("top_category_weights_7d"))))
+            clicked = set(as_list(ctx.get("recent_click_categories")))
+            recent = as_list(ctx.get("recent_queries"))[:5] + as_list(ctx.get("session_queries"))[:3]
             sims = (text_embedding(queries) @ text_embedding(recent).T).max(axis=1) if queries and recent \
                 else np.zeros(len(queries))
             score = 0.0
@@ -97,7 +93,7 @@ def make_rewards(rc: RewardContext) -> dict[str, Callable]:
     def coverage(prompts, completions, **kwargs) -> list[float]:
         out = []
         for comp, ctx in zip(completions, _contexts(kwargs, len(completions))):
-            top = set(_values(ctx.get("top_categories_30d"))[:3])
+            top = set(as_list(ctx.get("top_categories_30d"))[:3])
             cats = {rc.category_of(q) for q in rc.parse(comp)}
             out.append(len(top & cats) / len(top) if top else 0.0)
         return out
@@ -105,7 +101,7 @@ def make_rewards(rc: RewardContext) -> dict[str, Callable]:
     def novelty(prompts, completions, **kwargs) -> list[float]:
         out = []
         for comp, ctx in zip(completions, _contexts(kwargs, len(completions))):
-            seen = set(_values(ctx.get("recent_queries"))) | set(_values(ctx.get("session_queries")))
+            seen = set(as_list(ctx.get("recent_queries"))) | set(as_list(ctx.get("session_queries")))
             queries = rc.parse(comp)
             out.append(sum(q not in seen for q in queries) / rc.k)
         return out

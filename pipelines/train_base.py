@@ -17,9 +17,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from models import base_lm
-from pipelines.config import aigq_home, option
+from pipelines.config import aigq_home, git_revision, option
 from pipelines.errors import AigqError
-from pipelines.train_ctr import git_revision
 
 
 @dataclass

@@ -8,7 +8,6 @@ model's mean predicted click probability at each position (its learnt position b
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from models import ctr
-from pipelines.config import PROJECT_ROOT, aigq_home, option
+from pipelines.config import aigq_home, git_revision, option
 from pipelines.errors import AigqError
 
 
@@ -121,14 +120,6 @@ def predict(model, batch: dict[str, np.ndarray], chunk: int = 8192) -> np.ndarra
             idx = np.arange(i, min(i + chunk, len(batch["dense"])))
             out.append(torch.sigmoid(model(ctr.to_tensors(ctr.slice_batch(batch, idx)))).numpy())
     return np.concatenate(out).astype(np.float64)
-
-
-def git_revision() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-                              text=True, timeout=5).stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 def main(cfg: TrainCTRConfig, frame: pd.DataFrame | None = None) -> dict:

@@ -20,9 +20,8 @@ import numpy as np
 import pandas as pd
 
 from models import base_lm
-from pipelines.config import aigq_home, option
+from pipelines.config import aigq_home, git_revision, option
 from pipelines.errors import AigqError
-from pipelines.train_ctr import git_revision
 
 LIST_COMPONENTS = ("diversity", "coverage", "novelty", "format")
 

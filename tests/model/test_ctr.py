@@ -1,7 +1,6 @@
 """The CTR ranker trained on the tiny world's point-in-time impression frame."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from models import ctr

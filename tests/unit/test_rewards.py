@@ -1,10 +1,9 @@
 import json
 
-import numpy as np
 import pytest
 
 from models.generator import format_completion
-from pipelines.rewards import RewardContext, discounts, make_rewards, total_reward
+from pipelines.rewards import RewardContext, make_rewards, total_reward
 
 CATS = {"red dress": "dresses", "maxi dress": "dresses", "linen dress": "dresses", "tent": "camping",
         "sleeping bag": "camping", "mug": "kitchen", "teapot": "kitchen", "lamp": "lighting",
