@@ -60,9 +60,16 @@ class Vocab:
                    age_bands=sorted({a for a in frame["age_band"] if isinstance(a, str)}),
                    genders=sorted({g for g in frame["gender"] if isinstance(g, str)}))
 
-    def index(self, values: Sequence, vocab: list[str]) -> np.ndarray:
+    def lookup(self, field_name: str) -> dict[str, int]:
+        """value -> 1-based id for one vocabulary, built once (featurize runs per request)."""
+        cache = self.__dict__.setdefault("_lookups", {})
+        if field_name not in cache:
+            cache[field_name] = {v: i + 1 for i, v in enumerate(getattr(self, field_name))}
+        return cache[field_name]
+
+    def index(self, values: Sequence, field_name: str) -> np.ndarray:
         """1-based ids, 0 for unknown or missing."""
-        lookup = {v: i + 1 for i, v in enumerate(vocab)}
+        lookup = self.lookup(field_name)
         return np.array([lookup.get(v, 0) if isinstance(v, str) else 0 for v in values], dtype=np.int64)
 
 
@@ -127,7 +134,7 @@ def featurize(rows: Mapping[str, Sequence], vocab: Vocab, cfg: CTRConfig) -> dic
     ], axis=1).astype(np.float32)
     tok_ids, tok_off = hash_tokens(queries, cfg.hash_buckets, cfg.max_tokens)
     ucat_ids, ucat_off, ucat_w = [], [], []
-    cat_lookup = {c: i + 1 for i, c in enumerate(vocab.categories)}
+    cat_lookup = vocab.lookup("categories")
     for cs, ws in zip(top30, w30):
         ucat_off.append(len(ucat_ids))
         pairs = [(cat_lookup.get(c, 0), float(w)) for c, w in zip(cs, ws)] or [(0, 0.0)]
@@ -136,10 +143,10 @@ def featurize(rows: Mapping[str, Sequence], vocab: Vocab, cfg: CTRConfig) -> dic
     return {
         "dense": dense,
         "position": np.clip(_num(col("position"), 0).astype(np.int64), 0, MAX_POSITION - 1),
-        "age": vocab.index(col("age_band"), vocab.age_bands),
-        "gender": vocab.index(col("gender"), vocab.genders),
-        "qcat": vocab.index(qcat, vocab.categories),
-        "qdom": vocab.index(qdom, vocab.domains),
+        "age": vocab.index(col("age_band"), "age_bands"),
+        "gender": vocab.index(col("gender"), "genders"),
+        "qcat": vocab.index(qcat, "categories"),
+        "qdom": vocab.index(qdom, "domains"),
         "tok_ids": tok_ids, "tok_off": tok_off,
         "ucat_ids": np.asarray(ucat_ids, dtype=np.int64), "ucat_off": np.asarray(ucat_off, dtype=np.int64),
         "ucat_w": np.asarray(ucat_w, dtype=np.float32),

@@ -156,7 +156,8 @@ def cmd_evaluate(args) -> dict:
     doc = evaluate.main(cfg)
     out = Path(cfg.output_dir) if cfg.output_dir else Path(os.environ["AIGQ_HOME"]) / "reports"
     _say(f"evaluation of {len(doc['policies'])} policies on {doc['n_requests']} requests: {out / 'eval.md'}")
-    print(eval_table(doc))
+    if not getattr(args, "quiet", False):  # the demo prints the table once, in its summary
+        print(eval_table(doc))
     return doc
 
 
@@ -203,7 +204,7 @@ def cmd_demo(args) -> None:
     grpo = step("IL-GRPO of AIGQ-Direct", lambda: cmd_train(
         argparse.Namespace(what="grpo", config=None, overrides=DEMO_GRPO[args.profile])))
     evaluation = step("evaluate baselines, direct_sft and direct_grpo", lambda: cmd_evaluate(
-        argparse.Namespace(config=None, overrides=[])))
+        argparse.Namespace(config=None, overrides=[], quiet=True)))
 
     print()
     print("AIGQ demo summary")
