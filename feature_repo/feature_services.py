@@ -38,3 +38,11 @@ think_candidates_v1 = FeatureService(
     name="think_candidates_v1", features=[think_mappings],
     description="AIGQ-Think queries for a user's triggers (looked up by trigger).",
 )
+
+hintq_online_v2 = FeatureService(
+    name="hintq_online_v2",
+    features=[user_profile, user_interests[USER_CONTEXT + ["n_search_30d", "n_click_30d"]],
+              session_features[["session_queries", "session_categories"]], direct_candidates, request_context],
+    description="v1 plus the 30-day counts the CTR ranker reads: the online path's one user lookup "
+                "carries both the Direct prompt context and the ranker's user features.",
+)

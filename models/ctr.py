@@ -241,7 +241,7 @@ class CTRScorer:
         self.config = CTRConfig(**raw)
         self.vocab = Vocab(**json.loads((directory / "vocab.json").read_text()))
         self.feature_service = meta["feature_service"]
-        self.version = directory.name
+        self.version = f"{directory.name}@{int((directory / 'model.pt').stat().st_mtime)}"
         self.model = build_model(self.config, self.vocab)
         self.model.load_state_dict(torch.load(directory / "model.pt", map_location="cpu", weights_only=True))
         self.model.eval()

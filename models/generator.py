@@ -154,7 +154,8 @@ class DirectGenerator:
         self.model, self.tokenizer = load(self.model_dir)
         self.config = config or GenerationConfig()
         self.is_valid, self.blocklist = is_valid, tuple(blocklist)
-        self.version = self.model_dir.name
+        # name@mtime: a retrained model in the same directory is a new version in the logs
+        self.version = f"{self.model_dir.name}@{int((self.model_dir / 'config.json').stat().st_mtime)}"
 
     def generate_texts(self, prompts: Sequence[str], use_cache: bool = True, batch_size: int | None = None) -> list[str]:
         import torch

@@ -51,6 +51,30 @@ class Catalog:
         return self.queries["category_id"].map(codes).to_numpy(np.int64)
 
 
+class QueryCatalogue:
+    """The observed catalogue (category names and domains, the query vocabulary and its product
+    types): what training and serving may read. No ground truth here."""
+
+    def __init__(self, queries: pd.DataFrame, categories: pd.DataFrame):
+        self.vocabulary = set(queries["query"])
+        self.category_of = dict(zip(queries["query"], queries["category_id"]))
+        self.ptype_category = dict(zip(queries["ptype"], queries["category_id"]))
+        self.name = dict(zip(categories["category_id"], categories["category_name"]))
+        self.domain = dict(zip(categories["category_id"], categories["domain"]))
+
+    @classmethod
+    def load(cls, data_dir: Path) -> "QueryCatalogue":
+        return cls(pd.read_parquet(data_dir / "queries.parquet"), pd.read_parquet(data_dir / "categories.parquet"))
+
+    def category(self, query: str) -> str | None:
+        """A query's category: from the vocabulary, else by the product type it names."""
+        return self.category_of.get(query) or longest_named(query, self.ptype_category)
+
+    def is_valid(self, query: str) -> bool:
+        """In the vocabulary or naming a product type (it would return items)."""
+        return query in self.vocabulary or longest_named(query, self.ptype_category) is not None
+
+
 def longest_named(text: str, phrases: dict):
     """The value of the longest phrase (up to 6 words) that `text` contains as whole words."""
     words = normalize_query(text).split()

@@ -149,6 +149,83 @@ def cmd_train(args) -> dict:
     raise AigqError(f"`aigq train {args.what}` is not built yet")
 
 
+def cmd_think(args) -> dict:
+    from pipelines import think
+
+    _quiet_feast()
+    cfg = load_config(think.ThinkConfig, args.config, args.overrides)
+    summary = think.main(cfg)
+    _say(f"AIGQ-Think: {summary['mined_mappings']} mined mappings, model loss {summary['train']['first_loss']:.2f} -> "
+         f"{summary['train']['last_loss']:.2f}; {summary['triggers']} trigger mappings at "
+         f"{summary['mappings_per_s']:.1f}/s (model share {summary['model_share']:.0%}, generated rationale "
+         f"{summary['rationale_generated']:.0%}) -> {summary['mappings']}"
+         + (f", pushed to Feast ({cfg.store})" if summary["pushed"] else ""))
+    return summary
+
+
+def cmd_nearline(args) -> dict:
+    from pipelines import nearline
+
+    _quiet_feast()
+    cfg = load_config(nearline.NearlineConfig, args.config, args.overrides)
+    out = nearline.main(cfg)
+    if out["status"] == "up to date":
+        _say("nearline: no activity since the watermark; nothing to do")
+    else:
+        _say(f"nearline run {out['run_id']} ({out['status']}): {out['generated']} of {out['users']} users generated "
+             f"({out['replayed']} replayed) at {out['lists_per_s']:.1f} lists/s with {out['model_version']}; "
+             f"window {out['since']} .. {out['until']}")
+    return out
+
+
+def cmd_recommend(args) -> dict:
+    from serving.hintq import HintQ, RequestError, ServingConfig, parse_request
+
+    _quiet_feast()
+    cfg = load_config(ServingConfig, args.config, args.overrides)
+    try:
+        context = json.loads(args.context) if args.context else {}
+    except json.JSONDecodeError as e:
+        raise AigqError(f"--context: not JSON ({e})") from None
+    try:
+        request = parse_request({"user_id": args.user_id, "k": args.k, "context": context})
+    except RequestError as e:
+        raise AigqError(str(e)) from None
+    hintq = HintQ(cfg)
+    try:
+        answer = hintq.recommend(request)
+    finally:
+        hintq.close()
+    if args.json:
+        print(json.dumps(answer, indent=1))
+    else:
+        flag = "  [degraded]" if answer["degraded"] else ""
+        print(f"HintQ for {args.user_id} (request {answer['request_id']}){flag}")
+        for i, s in enumerate(answer["suggestions"], 1):
+            print(f"  {i:2d}. {s['query']:40s} {s['score']:.4f}  {s['source']}")
+        print("  models: " + ", ".join(f"{k}={v}" for k, v in answer["model_versions"].items()))
+    return answer
+
+
+def cmd_serve(args) -> int:
+    from serving import launch
+
+    if args.server == "bento":
+        os.environ.setdefault("BENTOML_HOME", str(Path(os.environ["AIGQ_HOME"]) / "bentoml"))
+        from bentos.models import register_all
+
+        _say(f"BentoML models registered: {register_all()}")
+        if args.register_only:
+            return 0
+        children = launch.bento_children(args.port)
+        urls = [f"POST http://127.0.0.1:{args.port}/recommend"]
+    else:
+        children = launch.kserve_children(args.port, args.store)
+        urls = [f"POST http://127.0.0.1:{args.port}/v1/models/hintq:predict",
+                f"POST http://127.0.0.1:{args.port + 1}/v1/models/ctr:predict (v1), /v2/models/ctr/infer (v2)"]
+    return launch.run(children, on_ready=lambda: _say("ready: " + "; ".join(urls) + " (Ctrl-C stops)"))
+
+
 def cmd_evaluate(args) -> dict:
     from pipelines import evaluate
 
@@ -299,6 +376,40 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("what", choices=["ctr", "base", "sft", "grpo"])
     _stage_args(train)
     train.set_defaults(func=cmd_train)
+
+    from pipelines.nearline import NearlineConfig
+    from pipelines.think import ThinkConfig
+    from serving.hintq import MAX_K, ServingConfig
+
+    th = sub.add_parser("think", help="AIGQ-Think: train on mined trigger->queries mappings, batch, push to Feast",
+                        epilog="config keys:\n" + describe(ThinkConfig),
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _stage_args(th)
+    th.set_defaults(func=cmd_think)
+
+    nl = sub.add_parser("nearline", help="Direct lists for users with new activity -> Feast (resumable)",
+                        epilog="config keys:\n" + describe(NearlineConfig),
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _stage_args(nl)
+    nl.set_defaults(func=cmd_nearline)
+
+    rec = sub.add_parser("recommend", help="one HintQ answer in the terminal (the online path, in-process)",
+                         epilog="config keys:\n" + describe(ServingConfig),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    rec.add_argument("user_id")
+    rec.add_argument("--k", type=int, default=8, help=f"list length (1..{MAX_K})")
+    rec.add_argument("--context", help='request-time context as JSON, e.g. \'{"hour": 20}\'')
+    rec.add_argument("--json", action="store_true", help="print the HTTP answer's JSON")
+    _stage_args(rec)
+    rec.set_defaults(func=cmd_recommend)
+
+    srv = sub.add_parser("serve", help="start the model servers on 127.0.0.1: bento | kserve")
+    srv.add_argument("server", choices=["bento", "kserve"])
+    srv.add_argument("--port", type=int, default=3000, help="HintQ port (KServe's predictor takes port + 1)")
+    srv.add_argument("--store", choices=list(STORES), default="sqlite", help="feature store (kserve)")
+    srv.add_argument("--register-only", action="store_true", help="bento: register the models and exit "
+                     "(then `bentoml serve bentos.service:HintQ`)")
+    srv.set_defaults(func=cmd_serve)
 
     ev = sub.add_parser("evaluate", help="every policy, offline + simulated A/B -> reports/",
                         epilog="config keys:\n" + describe(EvaluateConfig),

@@ -36,6 +36,8 @@ METRICS = ("hit_rate@8", "ndcg@8", "mrr@8", "ild_category", "ild_embedding", "di
 RELEVANT_AFFINITY = 0.1  # ground-truth interest weight above which a category is relevant
 # generator policies: evaluated when their model directory exists
 GENERATORS = ("direct_sft", "direct_grpo", "direct_grpo_rel", "direct_grpo_rel_list")
+# the served policies: evaluated when `aigq think` (and a Direct and CTR model) have run
+SERVED = ("think", "hybrid")
 
 
 @dataclass
@@ -43,9 +45,10 @@ class EvaluateConfig:
     eval_days: float = option(5.0, "sessions starting in the last N days are held out")
     max_requests: int = option(2000, "sample at most this many held-out session starts (0: all)")
     k: int = option(8, "list length K")
-    policies: list[str] = option(list(BASELINES + GENERATORS[:2]),
+    policies: list[str] = option(list(BASELINES + GENERATORS[:2] + SERVED),
                                  f"policies to evaluate (baselines: {', '.join(BASELINES)}; generators, when "
-                                 f"trained: {', '.join(GENERATORS)}; also oracle and random)")
+                                 f"trained: {', '.join(GENERATORS)}; served, when built: {', '.join(SERVED)}; "
+                                 "also oracle and random)")
     store: str = option("sqlite", "feature store config for generator contexts (sqlite | redis_postgres)")
     cold_events: int = option(5, "a request whose user has fewer events before it is cold-start")
     heavy_quantile: float = option(0.9, "requests above this quantile of prior events are heavy users")
@@ -156,12 +159,13 @@ class RandomPolicy(Policy):
 
 
 def make_policies(cfg: EvaluateConfig, ctx: EvalContext) -> list[Policy]:
-    known = list(BASELINES + GENERATORS) + ["oracle", "random"]
+    known = list(BASELINES + GENERATORS + SERVED) + ["oracle", "random"]
     unknown = [n for n in cfg.policies if n not in known]
     if unknown:
         raise AigqError(f"unknown policies {unknown}; known here: {known}")
     policies = build_baselines(ctx.log, ctx.impressions, ctx.cutoff, cfg.policies)
     policies += generator_policies(cfg, ctx)
+    policies += served_policies(cfg, ctx)
     if "oracle" in cfg.policies:
         if ctx.world is None:
             raise AigqError("the oracle policy needs the simulated world's ground truth ($AIGQ_HOME/world)")
@@ -187,6 +191,38 @@ def generator_policies(cfg: EvaluateConfig, ctx: EvalContext) -> list[Policy]:
     fallback = PopularityPolicy(ctx.log, ctx.cutoff, in_categories=True)
     return [GeneratorPolicy(n, DirectGenerator(aigq_home() / "models" / n, is_valid=catalogue_validator(queries)),
                             contexts, categories, fallback) for n in wanted]
+
+
+def served_policies(cfg: EvaluateConfig, ctx: EvalContext) -> list[Policy]:
+    """Think (its mappings) and the hybrid online policy, when their artifacts exist."""
+    from pipelines import think
+    from pipelines.baselines import PopularityPolicy
+
+    home = aigq_home()
+    wanted = [n for n in SERVED if n in cfg.policies]
+    if not wanted or not think.mappings_path().exists():
+        return []
+    fallback = PopularityPolicy(ctx.log, ctx.cutoff, in_categories=True)
+    think_policy = think.ThinkPolicy(think.load_mappings(), ctx.log, fallback)
+    out: list[Policy] = [think_policy] if "think" in wanted else []
+    if "hybrid" in wanted and (home / "models" / "ctr" / "model.pt").exists():
+        from models.ctr import CTRScorer
+        from models.generator import DirectGenerator
+        from pipelines.catalog import QueryCatalogue
+        from pipelines.features import open_store
+        from pipelines.generator_policy import GeneratorPolicy, feast_contexts
+        from pipelines.hybrid_policy import HybridPolicy, query_stats_at
+        from pipelines.nearline import newest_direct_model
+
+        catalogue = QueryCatalogue.load(home / "data")
+        direct_dir = newest_direct_model()
+        direct = GeneratorPolicy(f"{direct_dir.name}@hybrid", DirectGenerator(direct_dir, is_valid=catalogue.is_valid),
+                                 feast_contexts(open_store(cfg.store), "hintq_online_v2"),
+                                 pd.read_parquet(home / "data" / "categories.parquet"), fallback)
+        out.append(HybridPolicy(direct, think_policy, fallback, CTRScorer(home / "models" / "ctr"),
+                                query_stats_at(home / "features" / "query_stats.parquet", ctx.cutoff), catalogue,
+                                ctx.log))
+    return out
 
 
 # ---- scoring -------------------------------------------------------------------------------------

@@ -11,26 +11,25 @@ import pandas as pd
 
 from models.generator import DirectGenerator
 from pipelines.baselines import Policy
-from pipelines.catalog import longest_named
+from pipelines.catalog import QueryCatalogue
 from pipelines.datasets import prompts_for
 from pipelines.history import to_us
 
 
 def catalogue_validator(queries: pd.DataFrame) -> Callable[[str], bool]:
     """A query is valid if it is in the vocabulary or names a product type (it would return items)."""
-    vocabulary = set(queries["query"])
-    ptypes = dict(zip(queries["ptype"], queries["category_id"]))
-    return lambda q: q in vocabulary or longest_named(q, ptypes) is not None
+    no_categories = pd.DataFrame(columns=["category_id", "category_name", "domain"])
+    return QueryCatalogue(queries, no_categories).is_valid
 
 
-def feast_contexts(fs) -> Callable[[Sequence[tuple[str, object]]], list[dict]]:
-    """requests -> direct_generation_v1 features of each user as of each request time."""
+def feast_contexts(fs, service: str = "direct_generation_v1") -> Callable[[Sequence[tuple[str, object]]], list[dict]]:
+    """requests -> the feature service's user features as of each request time."""
     from pipelines.training_frames import sft_context_frame
 
     def fetch(requests):
         entity = pd.DataFrame({"session_id": np.arange(len(requests)), "user_id": [u for u, _ in requests],
                                "session_start": pd.to_datetime([t for _, t in requests], utc=True)})
-        frame = sft_context_frame(fs, entity).sort_values("session_id")
+        frame = sft_context_frame(fs, entity, service).sort_values("session_id")
         return frame.to_dict("records")
 
     return fetch

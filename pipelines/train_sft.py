@@ -69,6 +69,16 @@ def load_samples(cfg: TrainSFTConfig, home: Path | None = None) -> pd.DataFrame:
 
 
 def main(cfg: TrainSFTConfig, samples: pd.DataFrame | None = None) -> dict:
+    samples = load_samples(cfg) if samples is None else samples
+    if samples.empty:
+        raise AigqError("no IL-SFT samples before the hold-out window; simulate more days")
+    return fine_tune(cfg, samples, model_dir(cfg), "AIGQ-Direct (IL-SFT)", {
+        "data window": f"session starts {samples['event_timestamp'].min()} .. {samples['event_timestamp'].max()}",
+        "feature service": "direct_generation_v1"})
+
+
+def fine_tune(cfg: TrainSFTConfig, samples: pd.DataFrame, out: Path, title: str, card: dict) -> dict:
+    """Prompt-completion fine-tuning of the base into `out` (Direct's IL-SFT and Think share it)."""
     import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -81,9 +91,6 @@ def main(cfg: TrainSFTConfig, samples: pd.DataFrame | None = None) -> dict:
     if cfg.adapter not in ("auto", "full", "lora"):
         raise AigqError(f"adapter {cfg.adapter!r}: expected auto, full or lora")
     use_lora = cfg.adapter == "lora" or (cfg.adapter == "auto" and not is_from_scratch(base))
-    samples = load_samples(cfg) if samples is None else samples
-    if samples.empty:
-        raise AigqError("no IL-SFT samples before the hold-out window; simulate more days")
     model, tokenizer = base_lm.load(base, for_training=True)
     tokenizer.padding_side = "right"
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -107,7 +114,6 @@ def main(cfg: TrainSFTConfig, samples: pd.DataFrame | None = None) -> dict:
         result = trainer.train()
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     trained = trainer.model.merge_and_unload() if use_lora else trainer.model
-    out = model_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     trained.save_pretrained(out)
     tokenizer.padding_side = "left"
@@ -117,10 +123,9 @@ def main(cfg: TrainSFTConfig, samples: pd.DataFrame | None = None) -> dict:
                "train_loss": result.training_loss, "samples": len(samples), "steps": cfg.max_steps,
                "share_of_tensors_changed": changed, "seconds": time.perf_counter() - started,
                "adapter": "lora (merged)" if use_lora else "full"}
-    base_lm.write_card(out, "AIGQ-Direct (IL-SFT)", {
+    base_lm.write_card(out, title, {
         "base": str(base), "method": f"TRL SFTTrainer, completion-only loss, {metrics['adapter']}",
-        "data window": f"session starts {samples['event_timestamp'].min()} .. {samples['event_timestamp'].max()}",
-        "feature service": "direct_generation_v1", "config": asdict(cfg), "metrics": metrics,
+        **card, "config": asdict(cfg), "metrics": metrics,
         "git revision": git_revision(), "from_scratch": False,
     })
     (out / "loss_history.json").write_text(json.dumps(losses))

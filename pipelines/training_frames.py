@@ -34,13 +34,13 @@ def ctr_training_frame(fs, impressions: pd.DataFrame | None = None) -> pd.DataFr
     return frame.sort_values(["event_timestamp", "impression_id", "position"], kind="stable").reset_index(drop=True)
 
 
-def sft_context_frame(fs, sessions: pd.DataFrame | None = None) -> pd.DataFrame:
+def sft_context_frame(fs, sessions: pd.DataFrame | None = None, service: str = "direct_generation_v1") -> pd.DataFrame:
     if sessions is None:
         sessions = pd.read_parquet(data_dir() / "sessions.parquet",
                                    columns=["session_id", "user_id", "session_start"])
     entity_df = sessions.rename(columns={"session_start": "event_timestamp"})
     entity_df["request_hour"] = entity_df["event_timestamp"].dt.hour.astype("int64")
-    frame = _historical(fs, "direct_generation_v1", entity_df)
+    frame = _historical(fs, service, entity_df)
     return frame.sort_values(["event_timestamp", "session_id"], kind="stable").reset_index(drop=True)
 
 

@@ -1,0 +1,39 @@
+"""Register the trained models as BentoML models (`aigq-ctr`, `aigq-direct`), tagged by the
+model's own version so registering an unchanged model twice is a no-op."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pipelines.config import aigq_home
+from pipelines.errors import AigqError
+
+
+def _tag_version(model_dir: Path, weights: str) -> str:
+    return f"{model_dir.name.replace('_', '-')}-{int((model_dir / weights).stat().st_mtime)}"
+
+
+def register(name: str, model_dir: Path, weights: str) -> str:
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    if not (model_dir / weights).exists():
+        raise AigqError(f"{model_dir}: no {weights}; train the model first")
+    tag = f"{name}:{_tag_version(model_dir, weights)}"
+    try:
+        return str(bentoml.models.get(tag).tag)
+    except NotFound:
+        pass
+    with bentoml.models.create(tag, labels={"source": str(model_dir)},
+                               metadata={"aigq_model_dir": str(model_dir)}) as model:
+        shutil.copytree(model_dir, model.path, dirs_exist_ok=True)
+    return tag
+
+
+def register_all() -> dict[str, str]:
+    """The CTR model and the newest Direct model, into $BENTOML_HOME's model store."""
+    from pipelines.nearline import newest_direct_model
+
+    return {"ctr": register("aigq-ctr", aigq_home() / "models" / "ctr", "model.pt"),
+            "direct": register("aigq-direct", newest_direct_model(), "config.json")}

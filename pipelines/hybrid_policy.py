@@ -1,0 +1,65 @@
+"""The hybrid HintQ policy offline: what the online path serves, replayed on held-out requests.
+
+Direct list + Think candidates of the user's triggers + context-popular fallback, merged and
+filtered by the online path's own `merge_candidates`, scored by the CTR model with the user's
+features as of the request (Feast, point in time) and the query statistics as of the cut-off,
+re-ranked by the online path's `mmr`. Only the feature source differs from serving (offline
+point-in-time instead of the online store), so the evaluation measures the served policy.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import pandas as pd
+
+from pipelines.baselines import Policy
+from pipelines.history import EventLog, to_us
+
+
+def query_stats_at(path, cutoff) -> dict[str, dict]:
+    """The latest daily query statistics at or before the cut-off, per query."""
+    stats = pd.read_parquet(path)
+    stats = stats[stats["event_timestamp"] <= cutoff]
+    latest = stats.sort_values("event_timestamp").drop_duplicates("query", keep="last")
+    return {r.pop("query"): r for r in latest.drop(columns=["event_timestamp"]).to_dict("records")}
+
+
+class HybridPolicy(Policy):
+    name = "hybrid"
+
+    def __init__(self, direct, think, fallback: Policy, scorer, query_stats: Mapping[str, dict], catalogue,
+                 log: EventLog, per_source: int = 16, mmr_lambda: float = 0.75):
+        from serving.hintq import load_blocklist, output_filter
+
+        self.direct, self.think, self.fallback = direct, think, fallback
+        self.scorer, self.query_stats, self.catalogue, self.log = scorer, query_stats, catalogue, log
+        self.allow = output_filter(load_blocklist())
+        self.per_source, self.mmr_lambda = per_source, mmr_lambda
+
+    def prepare(self, requests) -> None:
+        self.direct.prepare(requests)
+
+    def recommend_batch(self, requests, k=8):
+        from serving.hintq import merge_candidates, mmr
+
+        direct_lists = self.direct.recommend_batch(requests, k)
+        generated = self.direct.generated[-len(requests):]
+        contexts, merged = [], []
+        for (u, t), lst, g in zip(requests, direct_lists, generated):
+            model_part = [q for q, s in zip(g.queries, g.sources) if s == "model"]
+            lists = {"direct": model_part, "think": self.think.candidates(u, t),
+                     "fallback": self.fallback.recommend(u, t, 2 * k)}
+            merged.append(merge_candidates(lists, self.log.searched(u, t), self.allow, self.per_source))
+            contexts.append(self.direct._contexts[(u, to_us(t))])
+        cands = [[{"query": q, **self.query_stats.get(q, {})} for q in c] for c, _ in merged]
+        scores = self.scorer.score_users(contexts, cands)
+        out = []
+        for (candidates, _), s in zip(merged, scores):
+            cats = [self.query_stats.get(q, {}).get("query_category_id") or self.catalogue.category(q)
+                    for q in candidates]
+            out.append([candidates[i] for i in mmr(s, cats, self.catalogue.domain, k, self.mmr_lambda)])
+        return out
+
+    def recommend(self, user_id, time, k=8):
+        return self.recommend_batch([(user_id, time)], k)[0]

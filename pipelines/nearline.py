@@ -1,0 +1,258 @@
+"""`aigq nearline`: AIGQ-Direct lists for users with new activity, pushed to Feast.
+
+Each run covers the activity window (watermark, newest event]. It is idempotent and resumable:
+
+- the run and its window are recorded before any work; a run killed half way is resumed (same
+  window) by the next invocation instead of starting a new one;
+- each batch's lists are first written to the state database (primary key run + user, so a user
+  is recorded once per run), then pushed to Feast, then marked pushed; on resume, recorded but
+  unpushed lists are pushed again (the online write is an upsert of the same row and timestamp,
+  so a repeat leaves the store unchanged) and only unrecorded users are generated;
+- the watermark moves only after every list of the run is pushed.
+
+The state lives in SQL through SQLAlchemy (SQLite under $AIGQ_HOME/nearline by default,
+PostgreSQL by URL). `DirectBatch` is the unit of work: a callable over a pandas batch of user
+contexts, the shape Ray Data's `map_batches` or a Spark `mapInPandas` takes, so the loop here can
+be swapped for either without touching generation.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+import sqlalchemy as sa
+from tqdm import tqdm
+
+from pipelines.config import aigq_home, option
+from pipelines.errors import AigqError
+
+JOB = "direct"
+DIRECT_MODELS = ("direct_grpo", "direct_sft")  # serving takes whichever is newest
+
+metadata = sa.MetaData()
+watermarks = sa.Table("nearline_watermarks", metadata,
+                      sa.Column("job", sa.String(64), primary_key=True),
+                      sa.Column("watermark", sa.DateTime(timezone=True), nullable=False))
+runs = sa.Table("nearline_runs", metadata,
+                sa.Column("run_id", sa.Integer, primary_key=True, autoincrement=True),
+                sa.Column("job", sa.String(64), nullable=False, index=True),
+                sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+                sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+                sa.Column("model_version", sa.String(128), nullable=False),
+                sa.Column("status", sa.String(16), nullable=False),  # running | done
+                sa.Column("users", sa.Integer, nullable=False),
+                sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+                sa.Column("finished_at", sa.DateTime(timezone=True)))
+lists = sa.Table("nearline_lists", metadata,
+                 sa.Column("run_id", sa.Integer, primary_key=True),
+                 sa.Column("user_id", sa.String(256), primary_key=True),
+                 sa.Column("queries", sa.JSON, nullable=False),
+                 sa.Column("model_version", sa.String(128), nullable=False),
+                 sa.Column("generated_at", sa.DateTime(timezone=True), nullable=False),
+                 sa.Column("pushed", sa.Boolean, nullable=False, default=False))
+
+
+@dataclass
+class NearlineConfig:
+    model: str = option("", "Direct model directory (default: the newest of $AIGQ_HOME/models/direct_grpo, "
+                            "direct_sft)")
+    store: str = option("sqlite", "feature store (sqlite | redis_postgres)")
+    batch_size: int = option(64, "users per generation batch")
+    initial_days: float = option(2.0, "first run (no watermark): users active in the last N days of logs")
+    state_url: str = option("", "SQLAlchemy URL of the job state (default $AIGQ_NEARLINE_STATE_URL or SQLite "
+                                "under $AIGQ_HOME/nearline)")
+    max_users: int = option(0, "stop after this many users in this invocation (0: all; the rest resume next time)")
+    seed: int = option(0, "generation seed")
+
+
+def newest_direct_model() -> Path:
+    found = [aigq_home() / "models" / n for n in DIRECT_MODELS if (aigq_home() / "models" / n / "config.json").exists()]
+    if not found:
+        raise AigqError(f"no Direct model under {aigq_home() / 'models'}; run `aigq train sft` (and grpo)")
+    return max(found, key=lambda p: (p / "config.json").stat().st_mtime)
+
+
+def state_engine(url: str = "") -> sa.Engine:
+    url = url or os.environ.get("AIGQ_NEARLINE_STATE_URL", "")
+    if not url:
+        path = aigq_home() / "nearline" / "state.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{path}"
+    engine = sa.create_engine(url)
+    metadata.create_all(engine)
+    return engine
+
+
+def active_users(since: datetime, until: datetime) -> list[str]:
+    """Users with any event in (since, until], sorted (a stable order makes resumption simple)."""
+    events = pd.read_parquet(aigq_home() / "data" / "events.parquet", columns=["user_id", "event_ts"],
+                             filters=[("event_ts", ">", pd.Timestamp(since)), ("event_ts", "<=", pd.Timestamp(until))])
+    return sorted(events["user_id"].unique())
+
+
+def newest_event() -> datetime:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    path = aigq_home() / "data" / "events.parquet"
+    if not path.exists():
+        raise AigqError(f"{path}: no activity log; run `aigq simulate` or `aigq ingest DIR`")
+    return pc.max(pq.read_table(path, columns=["event_ts"]).column(0)).as_py()
+
+
+class DirectBatch:
+    """contexts (one row per user, direct_generation_v1 columns) -> their Direct lists.
+    Loads the model once per worker; callable on a pandas batch (Ray/Spark-ready)."""
+
+    def __init__(self, model_dir: Path, batch_size: int, seed: int = 0):
+        from models.generator import DirectGenerator, GenerationConfig
+        from pipelines.catalog import QueryCatalogue
+
+        self.catalogue = QueryCatalogue.load(aigq_home() / "data")
+        self.generator = DirectGenerator(model_dir, GenerationConfig(batch_size=batch_size, seed=seed),
+                                         is_valid=self.catalogue.is_valid)
+        self.version = self.generator.version
+
+    def __call__(self, contexts: pd.DataFrame) -> pd.DataFrame:
+        from models.generator import build_prompt
+
+        prompts = [build_prompt(c, self.catalogue.name) for c in contexts.to_dict("records")]
+        out = self.generator.generate(prompts)
+        return pd.DataFrame({"user_id": contexts["user_id"].to_numpy(),
+                             "queries": [[q for q, s in zip(g.queries, g.sources) if s == "model"] for g in out]})
+
+
+def fetch_contexts(fs, users: Sequence[str], hour: int) -> pd.DataFrame:
+    frame = fs.get_online_features(features=fs.get_feature_service("direct_generation_v1"),
+                                   entity_rows=[{"user_id": u, "request_hour": hour} for u in users]).to_df()
+    return frame
+
+
+def push_lists(fs, rows: pd.DataFrame) -> None:
+    from feast.data_source import PushMode
+
+    frame = pd.DataFrame({"user_id": rows["user_id"], "direct_queries": rows["queries"],
+                          "direct_model_version": rows["model_version"],
+                          "event_timestamp": pd.to_datetime(rows["generated_at"], utc=True)})
+    fs.push("direct_candidates_push", frame, to=PushMode.ONLINE)
+
+
+def open_run(engine: sa.Engine, model_version: str, initial_days: float) -> dict | None:
+    """The unfinished run to resume, else a new run over (watermark, newest event]; None if no
+    new activity."""
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(runs).where(runs.c.job == JOB, runs.c.status == "running")
+                           .order_by(runs.c.run_id)).mappings().first()
+        if row is not None:
+            return dict(row)
+        until = newest_event()
+        mark = conn.execute(sa.select(watermarks.c.watermark).where(watermarks.c.job == JOB)).scalar()
+        since = _utc(mark) if mark is not None else until - timedelta(days=initial_days)
+        if until <= since:
+            return None
+        run = {"job": JOB, "since": since, "until": until, "model_version": model_version, "status": "running",
+               "users": 0, "started_at": datetime.now(timezone.utc)}
+        run["run_id"] = conn.execute(runs.insert().values(**run)).inserted_primary_key[0]
+        return run
+
+
+def _utc(t: datetime) -> datetime:
+    """SQLite hands back naive datetimes: they were written as UTC."""
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def record(engine: sa.Engine, run_id: int, generated: pd.DataFrame, version: str, at: datetime) -> pd.DataFrame:
+    rows = [{"run_id": run_id, "user_id": u, "queries": list(q), "model_version": version, "generated_at": at,
+             "pushed": False} for u, q in zip(generated["user_id"], generated["queries"])]
+    with engine.begin() as conn:
+        conn.execute(lists.insert(), rows)
+    return pd.DataFrame(rows)
+
+
+def mark_pushed(engine: sa.Engine, run_id: int, users: Sequence[str]) -> None:
+    with engine.begin() as conn:
+        conn.execute(lists.update().where(lists.c.run_id == run_id, lists.c.user_id.in_(list(users)))
+                     .values(pushed=True))
+
+
+def unpushed(engine: sa.Engine, run_id: int) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(sa.select(lists).where(lists.c.run_id == run_id, lists.c.pushed.is_(False)))
+                            .mappings().all(), columns=[c.name for c in lists.columns])
+
+
+def recorded_users(engine: sa.Engine, run_id: int) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.select(lists.c.user_id).where(lists.c.run_id == run_id)).scalars())
+
+
+def finish_run(engine: sa.Engine, run: dict, n_users: int) -> None:
+    """Close the run and move the watermark, in one transaction."""
+    with engine.begin() as conn:
+        conn.execute(runs.update().where(runs.c.run_id == run["run_id"])
+                     .values(status="done", users=n_users, finished_at=datetime.now(timezone.utc)))
+        updated = conn.execute(watermarks.update().where(watermarks.c.job == JOB).values(watermark=run["until"]))
+        if updated.rowcount == 0:
+            conn.execute(watermarks.insert().values(job=JOB, watermark=run["until"]))
+
+
+def main(cfg: NearlineConfig, fs=None, on_batch: Callable[[int], None] | None = None) -> dict:
+    """One invocation: resume or start a run, generate and push every pending user, close it.
+    `on_batch(i)` is called after each pushed batch (progress hooks; tests kill the job there)."""
+    from pipelines.features import open_store
+
+    started = time.perf_counter()
+    model_dir = Path(cfg.model) if cfg.model else newest_direct_model()
+    engine = state_engine(cfg.state_url)
+    try:
+        batch_fn = DirectBatch(model_dir, cfg.batch_size, cfg.seed)
+        run = open_run(engine, batch_fn.version, cfg.initial_days)
+        if run is None:
+            return {"status": "up to date", "users": 0, "generated": 0}
+        fs = fs or open_store(cfg.store)
+        users = active_users(_utc(run["since"]), _utc(run["until"]))
+        replayed = unpushed(engine, run["run_id"])
+        if len(replayed):  # recorded before a crash, maybe not pushed: push again (idempotent upsert)
+            push_lists(fs, replayed)
+            mark_pushed(engine, run["run_id"], list(replayed["user_id"]))
+        done = recorded_users(engine, run["run_id"])
+        todo = [u for u in users if u not in done]
+        if cfg.max_users:
+            todo = todo[:cfg.max_users]
+        hour = _utc(run["until"]).hour
+        generated = 0
+        for i, start in enumerate(tqdm(range(0, len(todo), cfg.batch_size), desc="nearline direct", unit="batch")):
+            batch = todo[start:start + cfg.batch_size]
+            out = batch_fn(fetch_contexts(fs, batch, hour))
+            rows = record(engine, run["run_id"], out, batch_fn.version, datetime.now(timezone.utc))
+            push_lists(fs, rows)
+            mark_pushed(engine, run["run_id"], batch)
+            generated += len(batch)
+            if on_batch is not None:
+                on_batch(i)
+        complete = len(recorded_users(engine, run["run_id"])) == len(users)
+        if complete:
+            finish_run(engine, run, len(users))
+        seconds = time.perf_counter() - started
+        return {"status": "done" if complete else "partial", "run_id": run["run_id"], "users": len(users),
+                "generated": generated, "replayed": len(replayed), "model_version": batch_fn.version,
+                "since": str(run["since"]), "until": str(run["until"]), "seconds": seconds,
+                "lists_per_s": generated / seconds if seconds else 0.0}
+    finally:
+        engine.dispose()
+
+
+def watermark(url: str = "") -> datetime | None:
+    engine = state_engine(url)
+    try:
+        with engine.connect() as conn:
+            mark = conn.execute(sa.select(watermarks.c.watermark).where(watermarks.c.job == JOB)).scalar()
+        return _utc(mark) if mark is not None else None
+    finally:
+        engine.dispose()

@@ -1,0 +1,475 @@
+"""The online HintQ path, shared by every server (in-process, BentoML, KServe).
+
+    request (user id, k, optional context)
+      -> Feast online features (`hintq_online_v2`: user context + the nearline Direct list)
+      -> Think candidates for the user's triggers (`think_candidates_v1`)
+      -> merge: dedupe, drop already-searched, blocklisted and malformed queries
+      -> CTR scores of every candidate in one batch
+      -> diversity-aware re-rank (MMR over categories and domains)
+      -> top K, each with its source (direct | think | fallback) and score
+
+It is split in two so a server can score remotely between the halves (the KServe transformer
+calls its predictor, the BentoML orchestrator its CTR service): `prepare(request)` does the
+lookups and builds the CTR rows, `finish(prepared, scores)` ranks and logs. `recommend(request)`
+does both in process.
+
+Nothing fails a request: an unknown user gets a context-popular list; an online store or model
+that is down gives the cached popular list (or the unscored candidates), marked degraded.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from pipelines.config import aigq_home, option
+from pipelines.errors import AigqError
+
+log = logging.getLogger(__name__)
+
+MAX_K = 20
+MAX_USER_ID_CHARS = 128
+MAX_CONTEXT_ITEMS = 20
+MAX_CONTEXT_TEXT = 100
+USER_SERVICE = "hintq_online_v2"
+THINK_SERVICE = "think_candidates_v1"
+SOURCES = ("direct", "think", "fallback")
+BLOCKLIST = Path(__file__).with_name("blocklist.txt")
+
+
+class RequestError(AigqError):
+    """A malformed request: servers answer it with HTTP 400 and this message."""
+
+
+@dataclass(frozen=True)
+class HintQRequest:
+    user_id: str
+    k: int = 8
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+# request-time context fields a caller may send: (type, check, description)
+CONTEXT_FIELDS = {
+    "hour": "integer 0..23, the user's local hour (default: the server's UTC hour)",
+    "session_queries": f"list of up to {MAX_CONTEXT_ITEMS} strings, searches of the current session not yet in Feast",
+    "categories": f"list of up to {MAX_CONTEXT_ITEMS} category ids the page is about (cold-start hint)",
+}
+
+
+def parse_request(payload: Any) -> HintQRequest:
+    """A validated request, or RequestError naming the field at fault."""
+    if not isinstance(payload, Mapping):
+        raise RequestError(f"request must be a JSON object, got {type(payload).__name__}")
+    unknown = set(payload) - {"user_id", "k", "context"}
+    if unknown:
+        raise RequestError(f"unknown request fields {sorted(unknown)}; expected user_id, k, context")
+    user_id = payload.get("user_id")
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise RequestError("user_id: required, a non-empty string")
+    if len(user_id) > MAX_USER_ID_CHARS or any(ord(ch) < 32 for ch in user_id):
+        raise RequestError(f"user_id: at most {MAX_USER_ID_CHARS} printable characters")
+    k = payload.get("k", 8)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise RequestError(f"k: an integer between 1 and {MAX_K}, got {k!r}"[:200])
+    context = payload.get("context") or {}
+    if not isinstance(context, Mapping):
+        raise RequestError("context: an object of optional request-time fields")
+    return HintQRequest(user_id, k, parse_context(context))
+
+
+def parse_context(context: Mapping) -> dict:
+    unknown = set(context) - set(CONTEXT_FIELDS)
+    if unknown:
+        raise RequestError(f"context: unknown fields {sorted(map(str, unknown))[:5]}; known: "
+                           + "; ".join(f"{k} ({v})" for k, v in CONTEXT_FIELDS.items()))
+    out: dict = {}
+    if "hour" in context:
+        hour = context["hour"]
+        if isinstance(hour, bool) or not isinstance(hour, int) or not 0 <= hour <= 23:
+            raise RequestError(f"context.hour: {CONTEXT_FIELDS['hour']}, got {hour!r}"[:200])
+        out["hour"] = hour
+    for name in ("session_queries", "categories"):
+        if name in context:
+            values = context[name]
+            if (not isinstance(values, list) or len(values) > MAX_CONTEXT_ITEMS
+                    or not all(isinstance(v, str) and len(v) <= MAX_CONTEXT_TEXT for v in values)):
+                raise RequestError(f"context.{name}: {CONTEXT_FIELDS[name]} of at most {MAX_CONTEXT_TEXT} characters")
+            out[name] = list(values)
+    return out
+
+
+@dataclass
+class ServingConfig:
+    store: str = option("sqlite", "feature store config (sqlite | redis_postgres)")
+    ctr_model: str = option("", "CTR model directory (default $AIGQ_HOME/models/ctr)")
+    direct_model: str = option("", "Direct model for users without a nearline list (default: none, the "
+                                   "nearline list or the fallback is served)")
+    think_triggers: int = option(5, "look up Think mappings for at most this many of the user's triggers")
+    per_source: int = option(16, "take at most this many candidates from each source")
+    mmr_lambda: float = option(0.75, "MMR trade-off: 1 ranks by CTR only, lower favours new categories")
+    query_cache_seconds: float = option(600.0, "query features are cached this long (they change daily)")
+    store_retry_seconds: float = option(2.0, "after an online-store failure, serve the cached popular list this "
+                                             "long before trying the store again")
+    log_url: str = option("", "serving log SQLAlchemy URL (default $AIGQ_SERVING_LOG_URL or SQLite under "
+                              "$AIGQ_HOME/serving)")
+    log: bool = option(True, "log every answer")
+    server: str = option("inprocess", "name written to the log's server column")
+
+
+def load_blocklist(path: Path = BLOCKLIST) -> tuple[str, ...]:
+    """Lower-case phrases; a query containing one is never served or logged."""
+    from pipelines.text import normalize_query
+
+    if not path.exists():
+        return ()
+    lines = [normalize_query(x) for x in path.read_text().splitlines() if x.strip() and not x.startswith("#")]
+    return tuple(x for x in lines if x)
+
+
+def output_filter(blocklist: Sequence[str]) -> Callable[[str], str | None]:
+    """The last gate before a query is served or logged: well formed (length, no control
+    characters, normalised) and not blocklisted; None drops it."""
+    from models.generator import clean_query
+
+    def check(query: Any) -> str | None:
+        q = clean_query(query) if isinstance(query, str) else None
+        if q is None or any(b in q for b in blocklist):
+            return None
+        return q
+
+    return check
+
+
+class PopularLists:
+    """Context-popular fallbacks from the latest daily query statistics (the batch feature table,
+    read once at start-up, so they survive an online-store outage)."""
+
+    def __init__(self, query_stats_path: Path, k: int = 40):
+        import pandas as pd
+
+        if not query_stats_path.exists():
+            raise AigqError(f"{query_stats_path}: no query statistics; run `aigq simulate` or `aigq ingest DIR`")
+        stats = pd.read_parquet(query_stats_path, columns=["query", "query_category_id", "q_n_search_30d",
+                                                            "event_timestamp"])
+        latest = stats[stats["event_timestamp"] == stats["event_timestamp"].max()]
+        latest = latest.sort_values(["q_n_search_30d", "query"], ascending=[False, True])
+        total = max(float(latest["q_n_search_30d"].sum()), 1.0)
+        self.share = dict(zip(latest["query"], latest["q_n_search_30d"] / total))
+        self.global_list = list(latest["query"][:k])
+        self.by_category = {c: list(g["query"][:k]) for c, g in latest.groupby("query_category_id")}
+
+    def for_categories(self, categories: Sequence[str], k: int) -> list[str]:
+        """Round-robin over the categories' popular queries, then the global list."""
+        from pipelines.think import pool
+
+        return pool([self.by_category.get(c, []) for c in categories] + [self.global_list])[: max(k, 0)]
+
+
+@dataclass
+class Prepared:
+    """What `prepare` found: candidates with their sources, the CTR rows, and why it degraded."""
+
+    request: HintQRequest
+    request_id: str
+    started: float
+    candidates: list[str]
+    sources: list[str]
+    categories: list[str | None]
+    rows: list[dict]  # one CTR row per candidate (user + query features, position 0)
+    prior: list[float]  # order-preserving fallback scores when the ranker is unavailable
+    model_versions: dict
+    degraded_reason: str = ""
+    known_user: bool = True
+
+
+def to_plain(v):
+    """Feast/numpy values as JSON-able Python (arrays -> lists, NaN -> None)."""
+    if hasattr(v, "tolist"):
+        v = v.tolist()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, list):
+        return [to_plain(x) for x in v]
+    return v
+
+
+class HintQ:
+    """The online path. Loads everything at construction, so a missing or corrupt model fails
+    at start-up with a clear error, not at the first request."""
+
+    def __init__(self, cfg: ServingConfig | None = None, scorer=None, store=None,
+                 direct_fn: Callable[[Mapping], list[str]] | None = None, direct_version: str = ""):
+        from pipelines.catalog import QueryCatalogue
+        from serving.log import ServingLog
+
+        self.cfg = cfg or ServingConfig()
+        home = aigq_home()
+        if not (home / "data" / "queries.parquet").exists():
+            raise AigqError(f"{home / 'data'}: no catalogue; run `aigq simulate` or `aigq ingest DIR` first")
+        self.catalogue = QueryCatalogue.load(home / "data")
+        self.popular = PopularLists(home / "features" / "query_stats.parquet")
+        self.allow = output_filter(load_blocklist())
+        self.scorer = scorer if scorer is not None else load_scorer(self.cfg.ctr_model)
+        # Direct lists come from the nearline job through Feast; `direct_fn` (user features ->
+        # queries) generates one on the request path for a known user the job has not reached yet
+        self.direct_fn, self.direct_version = direct_fn, direct_version
+        if direct_fn is None and self.cfg.direct_model:
+            self.direct_fn, self.direct_version = local_direct(self.cfg.direct_model, self.catalogue)
+        self.store = store if store is not None else open_online_store(self.cfg.store)
+        self._query_cache: dict[str, tuple[float, dict]] = {}
+        self._store_down_until = 0.0
+        self.log = ServingLog(self.cfg.log_url or None) if self.cfg.log else None
+        self.versions = {"ctr": getattr(self.scorer, "version", "remote"), "feature_service": USER_SERVICE}
+
+    # ---- lookups -------------------------------------------------------------------------
+    def user_features(self, request: HintQRequest) -> dict:
+        hour = request.context.get("hour", datetime.now(timezone.utc).hour)
+        out = self.store.get_online_features(features=self.store.get_feature_service(USER_SERVICE),
+                                             entity_rows=[{"user_id": request.user_id, "request_hour": hour}]).to_dict()
+        return {k: to_plain(v[0]) for k, v in out.items()}
+
+    def think_lists(self, triggers: Sequence[str]) -> tuple[list[list[str]], str | None]:
+        if not triggers:
+            return [], None
+        out = self.store.get_online_features(features=self.store.get_feature_service(THINK_SERVICE),
+                                             entity_rows=[{"trigger": t} for t in triggers]).to_dict()
+        versions = [v for v in out.get("think_model_version", []) if v]
+        return [to_plain(q) or [] for q in out["think_queries"]], (versions[0] if versions else None)
+
+    def query_features(self, queries: Sequence[str]) -> dict[str, dict]:
+        """query_stats of each query, cached (daily batch features); unknown queries get {}."""
+        now = time.monotonic()
+        fresh = {}
+        for q in queries:
+            hit = self._query_cache.get(q)
+            if hit is not None and now - hit[0] < self.cfg.query_cache_seconds:
+                fresh[q] = hit[1]
+        missing = [q for q in dict.fromkeys(queries) if q not in fresh]
+        if missing:
+            view = self.store.get_feature_view("query_stats")
+            refs = [f"query_stats:{f.name}" for f in view.features]
+            out = self.store.get_online_features(features=refs, entity_rows=[{"query": q} for q in missing]).to_dict()
+            for i, q in enumerate(missing):
+                feats = {k: to_plain(v[i]) for k, v in out.items() if k != "query"}
+                self._query_cache[q] = (now, feats)
+                fresh[q] = feats
+        return fresh
+
+    # ---- the two halves --------------------------------------------------------------------
+    def prepare(self, request: HintQRequest) -> Prepared:
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        versions = dict(self.versions)
+        if time.monotonic() < self._store_down_until:  # circuit open: do not wait on a dead store
+            return self._popular(request, request_id, started, versions, "online store unavailable (circuit open)")
+        try:
+            user = self.user_features(request)
+        except Exception as e:  # noqa: BLE001 - any store failure degrades to the cached list
+            log.warning("online store unavailable: %s", e)
+            self._store_down_until = time.monotonic() + self.cfg.store_retry_seconds
+            return self._popular(request, request_id, started, versions, f"online store unavailable: {type(e).__name__}")
+        known = user.get("n_events_30d") is not None or user.get("gender") is not None
+        if not known:
+            prepared = self._popular(request, request_id, started, versions, "")
+            prepared.known_user = False
+            return prepared
+        searched = set(user.get("recent_queries") or []) | set(user.get("session_queries") or []) \
+            | set(request.context.get("session_queries", []))
+        direct = user.get("direct_queries") or []
+        if user.get("direct_model_version"):
+            versions["direct"] = user["direct_model_version"]
+        if not direct and self.direct_fn is not None:
+            try:
+                direct = self.direct_fn(user)
+                versions["direct"] = self.direct_version
+            except Exception as e:  # noqa: BLE001 - the generator is optional: serve without it
+                log.warning("Direct generation failed: %s", e)
+        lists: dict[str, list[str]] = {"direct": direct}
+        try:
+            think, think_version = self.think_lists(self.triggers(user, request))
+        except Exception as e:  # noqa: BLE001
+            log.warning("think lookup failed: %s", e)
+            think, think_version = [], None
+        if think_version:
+            versions["think"] = think_version
+        from pipelines.think import pool
+
+        lists["think"] = pool(think)
+        top = list(request.context.get("categories", [])) + list(user.get("top_categories_30d") or [])[:4]
+        lists["fallback"] = self.popular.for_categories(top, 2 * request.k)
+        candidates, sources = self.merge(lists, searched)
+        try:
+            qfeats = self.query_features(candidates)
+        except Exception as e:  # noqa: BLE001
+            log.warning("query features unavailable: %s", e)
+            qfeats = {}
+        user_row = {k: v for k, v in user.items() if k not in ("direct_queries", "direct_model_version")}
+        rows = [{**user_row, **qfeats.get(q, {}), "query": q, "position": 0} for q in candidates]
+        categories = [qfeats.get(q, {}).get("query_category_id") or self.catalogue.category(q) for q in candidates]
+        prior = [1.0 / (1 + i) for i in range(len(candidates))]
+        return Prepared(request, request_id, started, candidates, sources, categories, rows, prior, versions)
+
+    def finish(self, prepared: Prepared, scores: Sequence[float] | None, degraded_reason: str = "") -> dict:
+        """Rank, cut to K, log; `scores` None means the ranker was unavailable (degraded)."""
+        reason = prepared.degraded_reason or degraded_reason
+        if scores is None or len(scores) != len(prepared.candidates):
+            reason = reason or "ranker unavailable"
+            scores = prepared.prior
+        order = mmr(np.asarray(scores, dtype=float), prepared.categories, self.catalogue.domain,
+                    prepared.request.k, self.cfg.mmr_lambda)
+        suggestions = [{"query": prepared.candidates[i], "score": round(float(scores[i]), 6),
+                        "source": prepared.sources[i]} for i in order]
+        answer = {"request_id": prepared.request_id, "suggestions": suggestions, "degraded": bool(reason),
+                  "model_versions": prepared.model_versions}
+        if self.log is not None:
+            self.log.submit({
+                "request_id": prepared.request_id, "user_id": prepared.request.user_id, "k": prepared.request.k,
+                "context": dict(prepared.request.context), "queries": [s["query"] for s in suggestions],
+                "sources": [s["source"] for s in suggestions], "scores": [s["score"] for s in suggestions],
+                "categories": [prepared.categories[i] for i in order], "degraded": bool(reason),
+                "degraded_reason": reason, "model_versions": prepared.model_versions,
+                "latency_ms": (time.perf_counter() - prepared.started) * 1000, "server": self.cfg.server})
+        return answer
+
+    def recommend(self, request: HintQRequest | Mapping) -> dict:
+        """The whole path in process."""
+        request = request if isinstance(request, HintQRequest) else parse_request(request)
+        prepared = self.prepare(request)
+        if not prepared.rows:  # the popular list: already ordered, nothing to score
+            return self.finish(prepared, prepared.prior)
+        try:
+            scores = self.scorer(prepared.rows)
+        except Exception as e:  # noqa: BLE001 - a failing ranker degrades to the merge order
+            log.warning("CTR scorer failed: %s", e)
+            return self.finish(prepared, None, f"ranker unavailable: {type(e).__name__}")
+        return self.finish(prepared, scores)
+
+    # ---- helpers ---------------------------------------------------------------------------
+    def triggers(self, user: Mapping, request: HintQRequest) -> list[str]:
+        from pipelines.think import CATEGORY_PREFIX
+
+        queries = list(request.context.get("session_queries", []))[::-1] + list(user.get("session_queries") or []) \
+            + list(user.get("recent_queries") or [])
+        cats = list(dict.fromkeys(user.get("recent_click_categories") or []))[:2]
+        out = list(dict.fromkeys(q for q in queries if isinstance(q, str)))[:max(self.cfg.think_triggers - len(cats), 1)]
+        return (out + [CATEGORY_PREFIX + c for c in cats])[: self.cfg.think_triggers]
+
+    def merge(self, lists: Mapping[str, Sequence[str]], searched: set[str]) -> tuple[list[str], list[str]]:
+        return merge_candidates(lists, searched, self.allow, self.cfg.per_source)
+
+    def _popular(self, request, request_id, started, versions, reason) -> Prepared:
+        """The context-popular list (the request's categories first, then the global list)."""
+        cats = list(request.context.get("categories", []))
+        searched = set(request.context.get("session_queries", []))
+        candidates, sources = self.merge({"fallback": self.popular.for_categories(cats, 2 * request.k)}, searched)
+        # the context's categories come first: keep that order (scores fall with the rank)
+        prior = [1.0 / (1 + i) for i in range(len(candidates))]
+        categories = [self.catalogue.category(q) for q in candidates]
+        return Prepared(request, request_id, started, candidates, sources, categories, [], prior, versions,
+                        degraded_reason=reason)
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
+
+def merge_candidates(lists: Mapping[str, Sequence[str]], searched: set[str], allow: Callable[[str], str | None],
+                     per_source: int) -> tuple[list[str], list[str]]:
+    """Distinct, allowed, not-yet-searched candidates, sources in priority order (direct, think,
+    fallback); the first source to propose a query keeps it."""
+    candidates, sources = [], []
+    for source in SOURCES:
+        taken = 0
+        for raw in lists.get(source, []):
+            q = allow(raw)
+            if q is None or q in searched or q in candidates:
+                continue
+            candidates.append(q)
+            sources.append(source)
+            taken += 1
+            if taken == per_source:
+                break
+    return candidates, sources
+
+
+def mmr(scores: np.ndarray, categories: Sequence[str | None], domain_of: Mapping[str, str], k: int,
+        lam: float) -> list[int]:
+    """Greedy maximal marginal relevance: each pick maximises lam * score/max - (1 - lam) * its
+    similarity to what is already picked (same category 1, same domain 0.5, else 0)."""
+    n = len(scores)
+    if n == 0:
+        return []
+    top = float(np.max(scores)) or 1.0
+    rel = scores / top
+    picked: list[int] = []
+    remaining = list(range(n))
+    while remaining and len(picked) < k:
+        def sim(i):
+            ci = categories[i]
+            if ci is None or not picked:
+                return 0.0
+            return max(1.0 if categories[j] == ci else 0.5 if domain_of.get(categories[j]) == domain_of.get(ci)
+                       else 0.0 for j in picked)
+
+        best = max(remaining, key=lambda i: (lam * rel[i] - (1 - lam) * sim(i), -i))
+        picked.append(best)
+        remaining.remove(best)
+    return picked
+
+
+def local_direct(model_dir: str, catalogue) -> tuple[Callable[[Mapping], list[str]], str]:
+    """(user features -> the model's queries, version) for an in-process Direct model."""
+    from models.generator import DirectGenerator, build_prompt
+
+    generator = DirectGenerator(model_dir, is_valid=catalogue.is_valid)
+
+    def generate(user: Mapping) -> list[str]:
+        out = generator.generate([build_prompt(user, catalogue.name)])[0]
+        return [q for q, s in zip(out.queries, out.sources) if s == "model"]
+
+    return generate, generator.version
+
+
+def load_scorer(directory: str = ""):
+    """The CTR model as `rows -> probabilities`; a missing or corrupt directory fails here."""
+    from models.ctr import CTRScorer
+
+    path = Path(directory) if directory else aigq_home() / "models" / "ctr"
+    try:
+        scorer = CTRScorer(path)
+    except FileNotFoundError as e:
+        raise AigqError(f"{e}; run `aigq train ctr` or set ctr_model") from None
+    except Exception as e:  # noqa: BLE001 - a corrupt checkpoint: say which file
+        raise AigqError(f"{path}: cannot load the CTR model ({type(e).__name__}: {e})"[:400]) from None
+    return RecordScorer(scorer)
+
+
+class RecordScorer:
+    """CTRScorer over a list of row dicts (the wire format of both servers)."""
+
+    def __init__(self, scorer):
+        self.scorer, self.version = scorer, scorer.version
+
+    def __call__(self, rows: Sequence[Mapping]) -> list[float]:
+        keys = set().union(*[r.keys() for r in rows]) if rows else set()
+        columns = {k: [r.get(k) for r in rows] for k in keys}
+        return self.scorer.score_rows(columns).tolist() if rows else []
+
+
+def open_online_store(store: str):
+    from pipelines.features import open_store
+
+    try:
+        return open_store(store)
+    except AigqError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise AigqError(f"cannot open the feature store ({store}): {type(e).__name__}: {e}"[:400]) from None

@@ -1,0 +1,252 @@
+"""KServe model servers: the CTR and Direct predictors and the HintQ transformer.
+
+    predictor   : `ctr` (v1 rows -> probabilities; v2 BYTES tensor `rows` of JSON -> FP32
+                  `probability`) and `direct` (v1 user contexts -> Direct lists)
+    transformer : `hintq` (v1 HintQ requests -> answers): Feast enrichment and candidate merge
+                  in `serving.hintq`, CTR scores from the predictor over HTTP, re-rank, log
+
+Locally, `aigq serve kserve --port P` runs the transformer on P and the predictor on P+1, both on
+127.0.0.1 (KServe binds 0.0.0.0 itself: `bind_loopback` narrows it). In a cluster the same
+module is the container entry point (`serving/manifests/`):
+
+    python -m serving.kserve_server predictor --http_port 8080
+    python -m serving.kserve_server transformer --http_port 8080 --predictor_host hintq-predictor...
+
+Importing kserve parses sys.argv; this module is the only one that imports it, after handing
+kserve an argv of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import uuid
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+TRANSFORMER_NAME = "hintq"
+CTR_NAME = "ctr"
+DIRECT_NAME = "direct"
+MAX_ROWS = 512  # CTR rows per request
+MAX_INSTANCES = 64  # HintQ requests or Direct contexts per call
+
+
+def bind_loopback(host: str) -> None:
+    """KServe's REST server hard-codes 0.0.0.0; hand it a uvicorn whose Config takes our host."""
+    import uvicorn
+
+    import kserve.protocol.rest.server as rest
+
+    class LoopbackUvicorn:
+        def __getattr__(self, name):
+            return getattr(uvicorn, name)
+
+        @staticmethod
+        def Config(*args, **kwargs):  # noqa: N802 - mirrors uvicorn.Config
+            kwargs["host"] = host
+            return uvicorn.Config(*args, **kwargs)
+
+    rest.uvicorn = LoopbackUvicorn()
+
+
+def decode_v1(payload: Any, what: str, limit: int) -> list:
+    """`instances` of a v1 body (dict, or raw bytes when the client sent no JSON content type)."""
+    from kserve.errors import InvalidInput
+
+    if isinstance(payload, (bytes, bytearray)):
+        try:
+            payload = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise InvalidInput(f"body is not JSON: {e}"[:200]) from None
+    if not isinstance(payload, dict) or "instances" not in payload:
+        raise InvalidInput(f'expected {{"instances": [{what}, ...]}}')
+    instances = payload["instances"]
+    if not isinstance(instances, list) or not instances:
+        raise InvalidInput(f"instances: a non-empty list of {what}")
+    if len(instances) > limit:
+        raise InvalidInput(f"instances: at most {limit} per request, got {len(instances)}")
+    return instances
+
+
+def build_models():
+    """The kserve.Model classes (defined here so importing this module does not import kserve)."""
+    import kserve
+    from kserve.errors import InvalidInput
+    from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+    class CTRPredictor(kserve.Model):
+        def __init__(self, name: str = CTR_NAME):
+            super().__init__(name)
+
+        def load(self) -> bool:
+            from serving.hintq import load_scorer
+
+            self.scorer = load_scorer()  # a missing/corrupt model fails here, at start-up
+            self.ready = True
+            return True
+
+        def _rows(self, rows) -> list[float]:
+            if not all(isinstance(r, dict) and isinstance(r.get("query"), str) for r in rows):
+                raise InvalidInput("each CTR row is an object with a string `query` (plus user/query features)")
+            try:
+                return self.scorer(rows)
+            except (TypeError, ValueError, KeyError) as e:
+                raise InvalidInput(f"rows do not fit the CTR model: {type(e).__name__}: {e}"[:300]) from None
+
+        async def predict(self, payload, headers=None, response_headers=None):
+            if isinstance(payload, InferRequest):
+                return await asyncio.to_thread(self._predict_v2, payload)
+            rows = decode_v1(payload, "CTR rows", MAX_ROWS)
+            return {"predictions": await asyncio.to_thread(self._rows, rows)}
+
+        def _predict_v2(self, request: InferRequest) -> InferResponse:
+            tensors = {i.name: i for i in request.inputs}
+            if "rows" not in tensors or tensors["rows"].datatype != "BYTES":
+                raise InvalidInput("v2: expected a BYTES input tensor `rows` of JSON-encoded CTR rows")
+            raw = tensors["rows"].as_numpy().reshape(-1)
+            if len(raw) > MAX_ROWS:
+                raise InvalidInput(f"rows: at most {MAX_ROWS}, got {len(raw)}")
+            try:
+                rows = [json.loads(r.decode() if isinstance(r, (bytes, bytearray)) else r) for r in raw]
+            except (ValueError, UnicodeDecodeError) as e:
+                raise InvalidInput(f"rows: each element must be a JSON object ({e})"[:200]) from None
+            probs = self._rows(rows)
+            out = InferOutput("probability", shape=[len(probs)], datatype="FP32", data=[float(p) for p in probs])
+            return InferResponse(response_id=request.id or str(uuid.uuid4()), model_name=self.name,
+                                 infer_outputs=[out])
+
+    class DirectPredictor(kserve.Model):
+        def __init__(self, name: str = DIRECT_NAME):
+            super().__init__(name)
+
+        def load(self) -> bool:
+            from pipelines.catalog import QueryCatalogue
+            from pipelines.config import aigq_home
+            from pipelines.nearline import DirectBatch, newest_direct_model
+
+            self.batch = DirectBatch(newest_direct_model(), batch_size=MAX_INSTANCES)
+            self.catalogue = QueryCatalogue.load(aigq_home() / "data")
+            self.ready = True
+            return True
+
+        async def predict(self, payload, headers=None, response_headers=None):
+            import pandas as pd
+
+            contexts = decode_v1(payload, "user contexts (direct_generation_v1 features)", MAX_INSTANCES)
+            if not all(isinstance(c, dict) for c in contexts):
+                raise InvalidInput("each instance is an object of direct_generation_v1 features")
+            frame = pd.DataFrame([{"user_id": c.get("user_id", ""), **c} for c in contexts])
+            out = await asyncio.to_thread(self.batch, frame)
+            return {"predictions": [list(q) for q in out["queries"]], "model_version": self.batch.version}
+
+    class HintQTransformer(kserve.Model):
+        """Feast enrichment and ranking around the CTR predictor (or an in-process scorer when
+        started without --predictor_host)."""
+
+        def __init__(self, name: str = TRANSFORMER_NAME, store: str = "sqlite"):
+            super().__init__(name)
+            self.store = store
+
+        def load(self) -> bool:
+            from serving.hintq import HintQ, ServingConfig
+
+            remote = bool(self.predictor_config and self.predictor_config.predictor_host)
+            self.core = HintQ(ServingConfig(store=self.store, server="kserve"),
+                              scorer=RemoteMarker() if remote else None)
+            self.remote = remote
+            self.ready = True
+            return True
+
+        async def _scores(self, prepared, headers):
+            if not prepared.rows:
+                return [], ""
+            if not self.remote:
+                try:
+                    return await asyncio.to_thread(self.core.scorer, prepared.rows), ""
+                except Exception as e:  # noqa: BLE001
+                    return None, f"ranker unavailable: {type(e).__name__}"
+            try:
+                res = await self._http_client.infer(self.predictor_config.predictor_base_url, model_name=CTR_NAME,
+                                                    data={"instances": prepared.rows},
+                                                    headers={"Content-Type": "application/json"})
+                return res["predictions"], ""
+            except Exception as e:  # noqa: BLE001 - predictor down or failing: degrade, never 5xx
+                log.warning("CTR predictor call failed: %s", e)
+                return None, f"ranker unavailable: {type(e).__name__}"
+
+        async def predict(self, payload, headers=None, response_headers=None):
+            from serving.hintq import RequestError, parse_request
+
+            instances = decode_v1(payload, "HintQ requests", MAX_INSTANCES)
+            try:
+                requests = [parse_request(i) for i in instances]
+            except RequestError as e:
+                raise InvalidInput(str(e)) from None
+            answers = []
+            for request in requests:
+                prepared = await asyncio.to_thread(self.core.prepare, request)
+                scores, reason = await self._scores(prepared, headers)
+                answers.append(self.core.finish(prepared, scores, reason))
+            return {"predictions": answers}
+
+        def stop(self):
+            self.core.close()
+
+    return CTRPredictor, DirectPredictor, HintQTransformer
+
+
+class RemoteMarker:
+    """Stands in for the scorer when scoring happens in the predictor."""
+
+    version = "remote"
+
+    def __call__(self, rows):
+        raise RuntimeError("scores come from the predictor")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.kserve_server")
+    parser.add_argument("role", choices=["predictor", "transformer"])
+    parser.add_argument("--http_port", type=int, default=8080)
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 inside a container)")
+    parser.add_argument("--predictor_host", default="", help="transformer: host:port of the CTR predictor")
+    parser.add_argument("--store", default="sqlite", help="transformer: feature store (sqlite | redis_postgres)")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    sys.argv = sys.argv[:1]  # kserve parses argv at import: give it nothing of ours
+
+    from pipelines.errors import AigqError
+
+    logging.getLogger("feast").setLevel(logging.ERROR)
+    import kserve
+    from kserve.model_server import PredictorConfig
+
+    bind_loopback(args.host)
+    ctr_cls, direct_cls, hintq_cls = build_models()
+    try:
+        if args.role == "predictor":
+            models = [ctr_cls(), direct_cls()]
+            config = None
+        else:
+            models = [hintq_cls(store=args.store)]
+            config = PredictorConfig(predictor_host=args.predictor_host, predictor_protocol="v1",
+                                     predictor_request_timeout_seconds=5,
+                                     predictor_request_retries=1) if args.predictor_host else None
+        # the server first: it publishes the predictor config that the transformer's load reads
+        server = kserve.ModelServer(http_port=args.http_port, enable_grpc=False, workers=args.workers,
+                                    predictor_config=config, enable_docs_url=True)
+        for m in models:
+            m.load()
+    except AigqError as e:
+        print(f"aigq serve kserve: error: {e}", file=sys.stderr)
+        return 2
+    server.start(models)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

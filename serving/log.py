@@ -1,0 +1,149 @@
+"""The serving log: every HintQ answer (request, list, sources, scores, model versions), written
+through SQLAlchemy off the request path. SQLite by default ($AIGQ_HOME/serving/log.db),
+PostgreSQL (or anything SQLAlchemy speaks) by URL. Monitoring and retraining read this table.
+
+Writes go through a queue drained by one background thread in batches; `close()` flushes.
+Inserts are parameterised (SQLAlchemy Core), and the request id is the primary key, so a retried
+flush cannot log one answer twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+
+from pipelines.config import aigq_home
+
+log = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+served_lists = sa.Table(
+    "served_lists", metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("served_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("user_id", sa.String(256), nullable=False, index=True),
+    sa.Column("k", sa.Integer, nullable=False),
+    sa.Column("context", sa.JSON, nullable=False),
+    sa.Column("queries", sa.JSON, nullable=False),
+    sa.Column("sources", sa.JSON, nullable=False),
+    sa.Column("scores", sa.JSON, nullable=False),
+    sa.Column("categories", sa.JSON, nullable=False),
+    sa.Column("degraded", sa.Boolean, nullable=False),
+    sa.Column("degraded_reason", sa.String(256), nullable=False, default=""),
+    sa.Column("model_versions", sa.JSON, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("server", sa.String(32), nullable=False, default="inprocess"),
+)
+COLUMNS = tuple(c.name for c in served_lists.columns)
+
+
+def default_url() -> str:
+    """$AIGQ_SERVING_LOG_URL, else SQLite under $AIGQ_HOME/serving/."""
+    url = os.environ.get("AIGQ_SERVING_LOG_URL")
+    if url:
+        return url
+    path = aigq_home() / "serving" / "log.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def make_engine(url: str) -> sa.Engine:
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        @sa.event.listens_for(engine, "connect")
+        def _wal(dbapi_conn, _):  # concurrent readers while the server writes
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA busy_timeout=5000")
+    metadata.create_all(engine)
+    return engine
+
+
+class ServingLog:
+    """Asynchronous, batched writer of served lists."""
+
+    def __init__(self, url: str | None = None, batch_size: int = 256, flush_seconds: float = 0.2):
+        self.url = url or default_url()
+        self.engine = make_engine(self.url)
+        self.batch_size, self.flush_seconds = batch_size, flush_seconds
+        self._queue: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self.written = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._run, name="serving-log", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: Mapping[str, Any]) -> None:
+        """Queue one answer for logging (returns at once)."""
+        row = {c: record.get(c) for c in COLUMNS}
+        row["served_at"] = row["served_at"] or datetime.now(timezone.utc)
+        row["degraded_reason"] = row["degraded_reason"] or ""
+        row["server"] = row["server"] or "inprocess"
+        self._queue.put(row)
+
+    def _drain(self, block: bool) -> list[dict]:
+        rows = []
+        try:
+            rows.append(self._queue.get(timeout=self.flush_seconds) if block else self._queue.get_nowait())
+            while len(rows) < self.batch_size:
+                rows.append(self._queue.get_nowait())
+        except queue.Empty:
+            pass
+        return rows
+
+    def _write(self, rows: list[dict]) -> None:
+        for attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    existing = set(conn.execute(sa.select(served_lists.c.request_id).where(
+                        served_lists.c.request_id.in_([r["request_id"] for r in rows]))).scalars())
+                    fresh = [r for r in rows if r["request_id"] not in existing]
+                    if fresh:
+                        conn.execute(served_lists.insert(), fresh)
+                self.written += len(fresh)
+                return
+            except sa.exc.SQLAlchemyError as e:  # the log must never take serving down
+                log.warning("serving log write failed (attempt %d): %s", attempt + 1, e)
+        self.failed += len(rows)
+
+    def _run(self) -> None:
+        while not self._stop.is_set() or not self._queue.empty():
+            rows = self._drain(block=True)
+            if rows:
+                self._write(rows)
+                for _ in rows:
+                    self._queue.task_done()
+
+    def flush(self) -> None:
+        """Block until everything queued so far is written (or has failed)."""
+        self._queue.join()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.engine.dispose()
+
+
+def read_log(url: str | None = None, since: datetime | None = None) -> "pd.DataFrame":  # noqa: F821
+    """The served lists as a DataFrame (JSON columns decoded), oldest first."""
+    import pandas as pd
+
+    engine = make_engine(url or default_url())
+    query = sa.select(served_lists).order_by(served_lists.c.served_at)
+    if since is not None:
+        query = query.where(served_lists.c.served_at >= since)
+    try:
+        with engine.connect() as conn:
+            return pd.DataFrame(conn.execute(query).mappings().all(), columns=list(COLUMNS))
+    finally:
+        engine.dispose()
+
+
+def log_path() -> Path:
+    return aigq_home() / "serving" / "log.db"

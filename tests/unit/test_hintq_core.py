@@ -1,0 +1,66 @@
+"""The serving-agnostic pieces of the online path: request validation, merge, output filter, MMR."""
+
+import numpy as np
+import pytest
+
+from serving.hintq import (MAX_K, RequestError, merge_candidates, mmr, output_filter, parse_request)
+
+
+def test_a_valid_request_parses_with_defaults():
+    r = parse_request({"user_id": "u1"})
+    assert (r.user_id, r.k, dict(r.context)) == ("u1", 8, {})
+    r = parse_request({"user_id": "u1", "k": 3, "context": {"hour": 7, "session_queries": ["tent"]}})
+    assert r.k == 3 and r.context == {"hour": 7, "session_queries": ["tent"]}
+
+
+@pytest.mark.parametrize("payload, fragment", [
+    ([1, 2], "JSON object"),
+    ({}, "user_id"),
+    ({"user_id": ""}, "user_id"),
+    ({"user_id": 42}, "user_id"),
+    ({"user_id": "x" * 500}, "at most 128"),
+    ({"user_id": "a\x00b"}, "printable"),
+    ({"user_id": "u", "k": 0}, "k:"),
+    ({"user_id": "u", "k": MAX_K + 1}, "k:"),
+    ({"user_id": "u", "k": True}, "k:"),
+    ({"user_id": "u", "k": "8"}, "k:"),
+    ({"user_id": "u", "extra": 1}, "unknown request fields"),
+    ({"user_id": "u", "context": [1]}, "context"),
+    ({"user_id": "u", "context": {"hour": 24}}, "context.hour"),
+    ({"user_id": "u", "context": {"nope": 1}}, "unknown fields"),
+    ({"user_id": "u", "context": {"session_queries": ["x" * 101]}}, "context.session_queries"),
+    ({"user_id": "u", "context": {"categories": ["c"] * 21}}, "context.categories"),
+])
+def test_bad_requests_name_the_field(payload, fragment):
+    with pytest.raises(RequestError, match=fragment.replace("(", r"\(")):
+        parse_request(payload)
+
+
+def test_merge_dedupes_drops_searched_and_blocklisted_and_keeps_the_first_source():
+    allow = output_filter(("counterfeit",))
+    lists = {"direct": ["Red Dress", "tent", "counterfeit bag", "red dress"],
+             "think": ["tent", "sleeping bag", "bad\x07query"],
+             "fallback": ["sleeping bag", "lamp"]}
+    cands, sources = merge_candidates(lists, searched={"tent"}, allow=allow, per_source=10)
+    assert cands == ["red dress", "sleeping bag", "lamp"]
+    assert sources == ["direct", "think", "fallback"]
+
+
+def test_merge_caps_each_source():
+    cands, sources = merge_candidates({"direct": ["aa", "bb", "cc"], "fallback": ["dd"]}, set(),
+                                      output_filter(()), per_source=2)
+    assert cands == ["aa", "bb", "dd"] and sources == ["direct", "direct", "fallback"]
+
+
+def test_mmr_with_lambda_one_ranks_by_score():
+    scores = np.array([0.1, 0.5, 0.3])
+    assert mmr(scores, ["a", "a", "a"], {}, 3, 1.0) == [1, 2, 0]
+
+
+def test_mmr_spreads_categories_when_scores_are_close():
+    scores = np.array([0.50, 0.49, 0.48, 0.30])
+    cats = ["c1", "c1", "c1", "c2"]
+    order = mmr(scores, cats, {"c1": "d1", "c2": "d2"}, 2, 0.5)
+    assert order == [0, 3]  # the second slot goes to the other category
+    assert mmr(np.array([]), [], {}, 5, 0.5) == []
+    assert len(mmr(scores, cats, {}, 10, 0.5)) == 4
