@@ -101,7 +101,7 @@ def build_models():
             if isinstance(payload, InferRequest):
                 return await asyncio.to_thread(self._predict_v2, payload)
             rows = decode_v1(payload, "CTR rows", MAX_ROWS)
-            return {"predictions": await asyncio.to_thread(self._rows, rows)}
+            return {"predictions": await asyncio.to_thread(self._rows, rows), "model_version": self.scorer.version}
 
         def _predict_v2(self, request: InferRequest) -> InferResponse:
             tensors = {i.name: i for i in request.inputs}
@@ -173,6 +173,7 @@ def build_models():
                 res = await self._http_client.infer(self.predictor_config.predictor_base_url, model_name=CTR_NAME,
                                                     data={"instances": prepared.rows},
                                                     headers={"Content-Type": "application/json"})
+                prepared.model_versions["ctr"] = res.get("model_version", "remote")
                 return res["predictions"], ""
             except Exception as e:  # noqa: BLE001 - predictor down or failing: degrade, never 5xx
                 log.warning("CTR predictor call failed: %s", e)

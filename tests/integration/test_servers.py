@@ -1,0 +1,223 @@
+"""The HintQ HTTP contract on both servers, started as a user would (`aigq serve ...`) on
+127.0.0.1 and called over HTTP: BentoML through its own client, KServe v1 over plain HTTP and v2
+through tritonclient. Bad input gets a 4xx with a message, never a 5xx."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+AIGQ = str(Path(sys.executable).with_name("aigq"))
+
+
+def free_port() -> int:
+    """A free port whose successor is free too (KServe's predictor takes port + 1)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with socket.socket() as s2:
+            try:
+                s2.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port pair")
+
+
+def post(url: str, body, content_type: str | None = "application/json") -> tuple[int, dict | str]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST",
+                                 headers={"Content-Type": content_type} if content_type else {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        text = e.read().decode()
+        try:
+            return e.code, json.loads(text)
+        except ValueError:
+            return e.code, text
+
+
+def start(server: str, home: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "AIGQ_HOME": str(home)}
+    proc = subprocess.Popen([AIGQ, "serve", server, "--port", str(port)], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 240
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            raise AssertionError(f"{server} exited {proc.returncode}:\n" + "".join(lines[-30:]))
+        lines.append(line)
+        if "[aigq] ready:" in line:
+            # keep draining output so the server never blocks on a full pipe
+            import threading
+
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+            return proc
+    stop(proc)
+    raise AssertionError(f"{server} not ready:\n" + "".join(lines[-30:]))
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """By PID: SIGTERM to the launcher's process group, then wait."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def home(served_home, tmp_path_factory):
+    dst = tmp_path_factory.mktemp("servers") / "home"
+    shutil.copytree(served_home["home"], dst)
+    return dst
+
+
+def known_user(home: Path) -> str:
+    return pd.read_parquet(home / "data" / "sessions.parquet")["user_id"].value_counts().index[0]
+
+
+BAD_REQUESTS = [
+    ({"user_id": "u", "k": 0}, "k"),
+    ({"user_id": "u", "k": 21}, "k"),
+    ({"user_id": "u", "k": "eight"}, "k"),
+    ({"k": 3}, "user_id"),
+    ({"user_id": ""}, "user_id"),
+    ({"user_id": "x" * 1000}, "user_id"),
+    ({"user_id": "u", "context": {"hour": 99}}, "hour"),
+    ({"user_id": "u", "context": {"mood": "happy"}}, "mood"),
+    ({"user_id": "u", "context": {"session_queries": ["q"] * 500}}, "session_queries"),
+    ({"user_id": "u", "surprise": True}, "surprise"),
+]
+
+
+def check_answer(answer: dict, k: int) -> None:
+    assert set(answer) == {"request_id", "suggestions", "degraded", "model_versions"}
+    assert len(answer["suggestions"]) == k
+    for s in answer["suggestions"]:
+        assert set(s) == {"query", "score", "source"} and s["source"] in {"direct", "think", "fallback"}
+        assert isinstance(s["score"], float)
+
+
+@pytest.fixture(scope="module")
+def kserve(home):
+    port = free_port()
+    proc = start("kserve", home, port)
+    yield port
+    stop(proc)
+
+
+def test_kserve_v1_hintq_contract(kserve, home):
+    url = f"http://127.0.0.1:{kserve}/v1/models/hintq:predict"
+    status, body = post(url, {"instances": [{"user_id": known_user(home), "k": 5},
+                                            {"user_id": "nobody-at-all"}]})
+    assert status == 200
+    known, unknown = body["predictions"]
+    check_answer(known, 5)
+    check_answer(unknown, 8)
+    assert not known["degraded"] and known["model_versions"]["ctr"] != "remote"
+    assert {s["source"] for s in known["suggestions"]} & {"direct", "think"}
+    assert {s["source"] for s in unknown["suggestions"]} == {"fallback"}
+
+
+@pytest.mark.parametrize("instance, field", BAD_REQUESTS)
+def test_kserve_rejects_bad_requests_with_a_message(kserve, instance, field):
+    status, body = post(f"http://127.0.0.1:{kserve}/v1/models/hintq:predict", {"instances": [instance]})
+    assert status == 400 and field in body["error"]
+
+
+@pytest.mark.parametrize("raw, content_type", [
+    (b'{"instances": [{"user_id": ', "application/json"),
+    (b'{"instances": [{"user_id": "u"}]}', None),  # no content type: still parsed
+    (b"\xff\xfe garbage", None),
+    (b'{"instances": []}', "application/json"),
+    (b'{"nope": 1}', "application/json"),
+    (json.dumps({"instances": [{"user_id": "u"}] * 100}).encode(), "application/json"),
+])
+def test_kserve_malformed_bodies_get_4xx(kserve, raw, content_type):
+    status, body = post(f"http://127.0.0.1:{kserve}/v1/models/hintq:predict", raw, content_type)
+    if raw == b'{"instances": [{"user_id": "u"}]}':
+        assert status == 200
+    else:
+        assert 400 <= status < 500 and body
+
+
+def test_kserve_ctr_v1_and_v2_with_tritonclient(kserve):
+    import numpy as np
+    import tritonclient.http as httpclient
+
+    rows = [{"query": "tent", "position": 0}, {"query": "red dress", "position": 0, "top_categories_30d": ["c000"]}]
+    status, body = post(f"http://127.0.0.1:{kserve + 1}/v1/models/ctr:predict", {"instances": rows})
+    assert status == 200 and len(body["predictions"]) == 2
+    client = httpclient.InferenceServerClient(url=f"127.0.0.1:{kserve + 1}")
+    assert client.is_model_ready("ctr")
+    tensor = httpclient.InferInput("rows", [2], "BYTES")
+    tensor.set_data_from_numpy(np.array([json.dumps(r).encode() for r in rows], dtype=object), binary_data=True)
+    result = client.infer("ctr", [tensor], outputs=[httpclient.InferRequestedOutput("probability", binary_data=True)])
+    probs = result.as_numpy("probability")
+    assert probs.shape == (2,) and np.allclose(probs, body["predictions"], atol=1e-5)
+    bad = httpclient.InferInput("wrong", [1], "FP32")
+    bad.set_data_from_numpy(np.array([1.0], dtype=np.float32))
+    from tritonclient.utils import InferenceServerException
+
+    with pytest.raises(InferenceServerException, match="rows"):
+        client.infer("ctr", [bad])
+
+
+def test_kserve_direct_predictor_generates(kserve):
+    status, body = post(f"http://127.0.0.1:{kserve + 1}/v1/models/direct:predict",
+                        {"instances": [{"user_id": "u", "top_categories_30d": ["c000"], "recent_queries": ["tent"]}]})
+    assert status == 200 and isinstance(body["predictions"][0], list)
+
+
+@pytest.fixture(scope="module")
+def bento(home):
+    port = free_port()
+    proc = start("bento", home, port)
+    yield port
+    stop(proc)
+
+
+def test_bentoml_recommend_contract_with_the_bentoml_client(bento, home):
+    import bentoml
+
+    with bentoml.SyncHTTPClient(f"http://127.0.0.1:{bento}") as client:
+        answer = client.recommend(user_id=known_user(home), k=6)
+        check_answer(answer, 6)
+        assert not answer["degraded"]
+        assert answer["model_versions"]["ctr"].startswith("aigq-ctr:")
+        cold = client.recommend(user_id="nobody-at-all", context={"hour": 9})
+        check_answer(cold, 8)
+
+
+@pytest.mark.parametrize("body, field", BAD_REQUESTS)
+def test_bentoml_rejects_bad_requests_with_a_message(bento, body, field):
+    status, answer = post(f"http://127.0.0.1:{bento}/recommend", body)
+    assert status == 400 and field in json.dumps(answer)
+
+
+@pytest.mark.parametrize("raw", [b'{"user_id": ', b"[1, 2]", b"\xff\xfe"])
+def test_bentoml_malformed_bodies_get_4xx(bento, raw):
+    status, answer = post(f"http://127.0.0.1:{bento}/recommend", raw)
+    assert 400 <= status < 500 and answer
+
+
+def test_both_servers_logged_their_answers(bento, kserve, home):
+    from serving.log import read_log
+
+    log = read_log(f"sqlite:///{home / 'serving' / 'log.db'}")
+    assert {"bentoml", "kserve"} <= set(log["server"])
