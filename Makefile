@@ -32,6 +32,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_feast.py
 	$(BIN)/python benchmarks/bench_ctr.py
 	$(BIN)/python benchmarks/bench_generation.py
+	$(BIN)/python benchmarks/bench_serving.py
+	$(BIN)/python benchmarks/bench_nearline.py
 
 clean:
 	rm -rf artifacts

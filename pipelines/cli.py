@@ -26,6 +26,8 @@ def _stage_args(parser: argparse.ArgumentParser) -> None:
 
 # (base LM steps, IL-SFT steps) that `aigq demo` trains for, per profile
 DEMO_TRAIN_STEPS = {"tiny": (40, 30), "demo": (600, 400), "large": (800, 800)}
+DEMO_THINK = {"tiny": ["max_steps=20", "max_triggers=100", "min_support=2", "max_new_tokens=48"], "demo": [],
+              "large": []}
 DEMO_GRPO = {"tiny": ["max_steps=2", "batch_size=8", "num_generations=4", "max_completion_length=24",
                       "eval_prompts=16"], "demo": [], "large": []}
 
@@ -280,7 +282,12 @@ def cmd_demo(args) -> None:
         argparse.Namespace(what="sft", config=None, overrides=[f"max_steps={sft_steps}"])))
     grpo = step("IL-GRPO of AIGQ-Direct", lambda: cmd_train(
         argparse.Namespace(what="grpo", config=None, overrides=DEMO_GRPO[args.profile])))
-    evaluation = step("evaluate baselines, direct_sft and direct_grpo", lambda: cmd_evaluate(
+    thought = step("AIGQ-Think: trigger->queries mappings -> Feast", lambda: cmd_think(
+        argparse.Namespace(config=None, overrides=DEMO_THINK[args.profile] + [f"store={args.store}"])))
+    near = step("nearline Direct lists -> Feast", lambda: cmd_nearline(
+        argparse.Namespace(config=None, overrides=[f"store={args.store}"])))
+    served = step("one HintQ answer (the online path, in process)", lambda: _sample_answer(args.store, sample["user_id"]))
+    evaluation = step("evaluate baselines, Direct, Think and the hybrid", lambda: cmd_evaluate(
         argparse.Namespace(config=None, overrides=[], quiet=True)))
 
     print()
@@ -299,6 +306,12 @@ def cmd_demo(args) -> None:
     held = grpo["heldout_reward"]
     print(f"  IL-GRPO      : {grpo['steps']} steps, {grpo['seconds_per_step']:.2f} s/step; held-out total reward "
           f"SFT {held['sft']['total']:.3f} -> GRPO {held['grpo']['total']:.3f}")
+    print(f"  AIGQ-Think   : {thought['triggers']} trigger mappings ({thought['mined_mappings']} mined for training), "
+          f"{thought['mappings_per_s']:.0f}/s")
+    print(f"  nearline     : {near.get('generated', 0)} Direct lists at {near.get('lists_per_s', 0):.0f} lists/s, pushed "
+          "to Feast")
+    print(f"  HintQ answer : user {sample['user_id']}: " + ", ".join(
+        f"{s['query']} ({s['source']})" for s in served["suggestions"][:5]) + f" ... {served['latency_ms']:.1f} ms warm")
     print(f"  evaluation   : {evaluation['n_requests']} held-out session starts, "
           f"{os.environ['AIGQ_HOME']}/reports/eval.md")
     for line in eval_table(evaluation).splitlines():
@@ -306,6 +319,21 @@ def cmd_demo(args) -> None:
     for name, secs in steps:
         print(f"  {secs:7.1f}s  {name}")
     print(f"  total {time.perf_counter() - started:.1f}s; artifacts under {os.environ['AIGQ_HOME']}")
+    print(f"  next: `aigq recommend {sample['user_id']}`, `aigq serve bento` or `aigq serve kserve`")
+
+
+def _sample_answer(store: str, user_id: str) -> dict:
+    from serving.hintq import HintQ, ServingConfig
+
+    hintq = HintQ(ServingConfig(store=store, server="demo"))
+    try:
+        hintq.recommend({"user_id": user_id})  # cold: registry and query-feature caches fill
+        t = time.perf_counter()
+        answer = hintq.recommend({"user_id": user_id})
+        answer["latency_ms"] = (time.perf_counter() - t) * 1000
+    finally:
+        hintq.close()
+    return answer
 
 
 def _sample_lookup(fs) -> dict:

@@ -29,19 +29,20 @@ class HybridPolicy(Policy):
     name = "hybrid"
 
     def __init__(self, direct, think, fallback: Policy, scorer, query_stats: Mapping[str, dict], catalogue,
-                 log: EventLog, per_source: int = 16, mmr_lambda: float = 0.75):
-        from serving.hintq import load_blocklist, output_filter
+                 log: EventLog, serving=None):
+        from serving.hintq import ServingConfig, load_blocklist, output_filter
 
         self.direct, self.think, self.fallback = direct, think, fallback
         self.scorer, self.query_stats, self.catalogue, self.log = scorer, query_stats, catalogue, log
         self.allow = output_filter(load_blocklist())
-        self.per_source, self.mmr_lambda = per_source, mmr_lambda
+        self.cfg = serving or ServingConfig()  # the online path's own settings
 
     def prepare(self, requests) -> None:
         self.direct.prepare(requests)
 
     def recommend_batch(self, requests, k=8):
-        from serving.hintq import merge_candidates, mmr
+        from models.generator import as_list
+        from serving.hintq import merge_candidates, rerank
 
         direct_lists = self.direct.recommend_batch(requests, k)
         generated = self.direct.generated[-len(requests):]
@@ -50,15 +51,18 @@ class HybridPolicy(Policy):
             model_part = [q for q, s in zip(g.queries, g.sources) if s == "model"]
             lists = {"direct": model_part, "think": self.think.candidates(u, t),
                      "fallback": self.fallback.recommend(u, t, 2 * k)}
-            merged.append(merge_candidates(lists, self.log.searched(u, t), self.allow, self.per_source))
+            searched = set(self.log.recent_queries(u, t, self.cfg.drop_recent_searches))
+            merged.append(merge_candidates(lists, searched, self.allow, self.cfg.per_source))
             contexts.append(self.direct._contexts[(u, to_us(t))])
         cands = [[{"query": q, **self.query_stats.get(q, {})} for q in c] for c, _ in merged]
         scores = self.scorer.score_users(contexts, cands)
         out = []
-        for (candidates, _), s in zip(merged, scores):
+        for (candidates, _), s, ctx_i in zip(merged, scores, contexts):
             cats = [self.query_stats.get(q, {}).get("query_category_id") or self.catalogue.category(q)
                     for q in candidates]
-            out.append([candidates[i] for i in mmr(s, cats, self.catalogue.domain, k, self.mmr_lambda)])
+            interests = list(zip(as_list(ctx_i.get("top_categories_30d")), as_list(ctx_i.get("top_category_weights_30d"))))
+            order = rerank(s, cats, interests, self.catalogue.domain, k, self.cfg)
+            out.append([candidates[i] for i in order])
         return out
 
     def recommend(self, user_id, time, k=8):

@@ -114,7 +114,11 @@ class ServingConfig:
                                    "nearline list or the fallback is served)")
     think_triggers: int = option(5, "look up Think mappings for at most this many of the user's triggers")
     per_source: int = option(16, "take at most this many candidates from each source")
-    mmr_lambda: float = option(0.75, "MMR trade-off: 1 ranks by CTR only, lower favours new categories")
+    rerank: str = option("interest", "interest (slots per top interest category, each category at most max_share "
+                                     "of the list) | mmr (maximal marginal relevance over categories)")
+    max_share: float = option(0.75, "interest re-rank: most of the list one category may take")
+    mmr_lambda: float = option(0.7, "MMR trade-off (also for users without interests): 1 ranks by CTR only")
+    drop_recent_searches: int = option(3, "drop the user's last N searches (and the session's) from the list")
     query_cache_seconds: float = option(600.0, "query features are cached this long (they change daily)")
     store_retry_seconds: float = option(2.0, "after an online-store failure, serve the cached popular list this "
                                              "long before trying the store again")
@@ -188,6 +192,7 @@ class Prepared:
     model_versions: dict
     degraded_reason: str = ""
     known_user: bool = True
+    interests: list = field(default_factory=list)  # [(category, share)] strongest first
 
 
 def to_plain(v):
@@ -281,8 +286,9 @@ class HintQ:
             prepared = self._popular(request, request_id, started, versions, "")
             prepared.known_user = False
             return prepared
-        searched = set(user.get("recent_queries") or []) | set(user.get("session_queries") or []) \
-            | set(request.context.get("session_queries", []))
+        # what the user just searched is not suggested again (older searches may come back)
+        searched = set((user.get("recent_queries") or [])[:self.cfg.drop_recent_searches]) \
+            | set(user.get("session_queries") or []) | set(request.context.get("session_queries", []))
         direct = user.get("direct_queries") or []
         if user.get("direct_model_version"):
             versions["direct"] = user["direct_model_version"]
@@ -315,7 +321,9 @@ class HintQ:
         rows = [{**user_row, **qfeats.get(q, {}), "query": q, "position": 0} for q in candidates]
         categories = [qfeats.get(q, {}).get("query_category_id") or self.catalogue.category(q) for q in candidates]
         prior = [1.0 / (1 + i) for i in range(len(candidates))]
-        return Prepared(request, request_id, started, candidates, sources, categories, rows, prior, versions)
+        interests = list(zip(user.get("top_categories_30d") or [], user.get("top_category_weights_30d") or []))
+        return Prepared(request, request_id, started, candidates, sources, categories, rows, prior, versions,
+                        interests=interests)
 
     def finish(self, prepared: Prepared, scores: Sequence[float] | None, degraded_reason: str = "") -> dict:
         """Rank, cut to K, log; `scores` None means the ranker was unavailable (degraded)."""
@@ -323,8 +331,8 @@ class HintQ:
         if scores is None or len(scores) != len(prepared.candidates):
             reason = reason or "ranker unavailable"
             scores = prepared.prior
-        order = mmr(np.asarray(scores, dtype=float), prepared.categories, self.catalogue.domain,
-                    prepared.request.k, self.cfg.mmr_lambda)
+        order = rerank(np.asarray(scores, dtype=float), prepared.categories, prepared.interests,
+                       self.catalogue.domain, prepared.request.k, self.cfg)
         suggestions = [{"query": prepared.candidates[i], "score": round(float(scores[i]), 6),
                         "source": prepared.sources[i]} for i in order]
         answer = {"request_id": prepared.request_id, "suggestions": suggestions, "degraded": bool(reason),
@@ -400,10 +408,46 @@ def merge_candidates(lists: Mapping[str, Sequence[str]], searched: set[str], all
     return candidates, sources
 
 
+def rerank(scores: np.ndarray, categories: Sequence[str | None], interests: Sequence[tuple[str, float]],
+           domain_of: Mapping[str, str], k: int, cfg: ServingConfig) -> list[int]:
+    """The configured diversity-aware re-rank; MMR where the user has no interests to cover."""
+    if cfg.rerank == "interest" and interests:
+        return interest_rerank(scores, categories, interests, k, cfg.max_share)
+    return mmr(scores, categories, domain_of, k, cfg.mmr_lambda)
+
+
+def interest_rerank(scores: np.ndarray, categories: Sequence[str | None], interests: Sequence[tuple[str, float]],
+                    k: int, max_share: float = 0.5) -> list[int]:
+    """Top K that covers the user's interests: each top category (by engagement share) gets
+    round(share * k) slots, at least one, filled with its best-scored candidates; the rest go to
+    the best scores with no category over `max_share` of the list; the list is ordered by score.
+    (Plain MMR penalises every repeat alike and drifts out of the user's interests; quotas keep
+    the list where the clicks are while spreading it over them.)"""
+    order = [int(i) for i in np.argsort(-np.asarray(scores), kind="stable")]
+    cap = max(1, math.ceil(max_share * k))
+    picked: list[int] = []
+    per: dict = {}
+    for cat, weight in interests:
+        quota = min(max(1, round(weight * k)), cap)
+        for i in order:
+            if len(picked) == k or per.get(cat, 0) >= quota:
+                break
+            if categories[i] == cat and i not in picked:
+                picked.append(i)
+                per[cat] = per.get(cat, 0) + 1
+    for i in order:
+        if len(picked) == k:
+            break
+        if i not in picked and per.get(categories[i], 0) < cap:
+            picked.append(i)
+            per[categories[i]] = per.get(categories[i], 0) + 1
+    return sorted(picked, key=lambda i: (-scores[i], i))
+
+
 def mmr(scores: np.ndarray, categories: Sequence[str | None], domain_of: Mapping[str, str], k: int,
-        lam: float) -> list[int]:
+        lam: float, domain_similarity: float = 0.5) -> list[int]:
     """Greedy maximal marginal relevance: each pick maximises lam * score/max - (1 - lam) * its
-    similarity to what is already picked (same category 1, same domain 0.5, else 0)."""
+    similarity to what is already picked (same category 1, same domain `domain_similarity`)."""
     n = len(scores)
     if n == 0:
         return []
@@ -416,8 +460,8 @@ def mmr(scores: np.ndarray, categories: Sequence[str | None], domain_of: Mapping
             ci = categories[i]
             if ci is None or not picked:
                 return 0.0
-            return max(1.0 if categories[j] == ci else 0.5 if domain_of.get(categories[j]) == domain_of.get(ci)
-                       else 0.0 for j in picked)
+            return max(1.0 if categories[j] == ci else domain_similarity
+                       if domain_of.get(categories[j]) == domain_of.get(ci) else 0.0 for j in picked)
 
         best = max(remaining, key=lambda i: (lam * rel[i] - (1 - lam) * sim(i), -i))
         picked.append(best)

@@ -98,7 +98,7 @@ def test_a_known_user_gets_k_ranked_suggestions_with_sources_and_it_is_logged(ho
     fs = open_store("sqlite")
     recent = fs.get_online_features(features=["user_interests:recent_queries"],
                                     entity_rows=[{"user_id": user}]).to_dict()["recent_queries"][0] or []
-    assert not set(recent) & {x["query"] for x in s}  # already-searched queries are dropped
+    assert not set(recent[:3]) & {x["query"] for x in s}  # the last searches are not suggested again
     log = read_log()
     assert list(log["request_id"]) == [answer["request_id"]]
     assert log.iloc[0]["queries"] == [x["query"] for x in s]
@@ -175,3 +175,15 @@ def test_a_missing_ctr_model_fails_at_start_up_with_a_clear_error(home):
         (home / "models" / "ctr" / name).write_text("garbage")
     with pytest.raises(AigqError, match="cannot load the CTR model"):
         HintQ(ServingConfig(log=False))
+
+
+def test_think_and_hybrid_join_the_evaluation(home):
+    from pipelines import evaluate
+
+    cfg = evaluate.EvaluateConfig(eval_days=3, max_requests=60, policies=["popularity_incat", "think", "hybrid"],
+                                  plots=False)
+    doc = evaluate.main(cfg)
+    assert set(doc["policies"]) == {"popularity_incat", "think", "hybrid"}
+    for name in ("think", "hybrid"):
+        row = doc["policies"][name]["all"]
+        assert row["n_lists"] == 60 and row["validity"] > 0.9 and row["distinct_categories"] >= 1

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from serving.hintq import (MAX_K, RequestError, merge_candidates, mmr, output_filter, parse_request)
+from serving.hintq import (MAX_K, RequestError, interest_rerank, merge_candidates, mmr, output_filter,
+                           parse_request)
 
 
 def test_a_valid_request_parses_with_defaults():
@@ -64,3 +65,13 @@ def test_mmr_spreads_categories_when_scores_are_close():
     assert order == [0, 3]  # the second slot goes to the other category
     assert mmr(np.array([]), [], {}, 5, 0.5) == []
     assert len(mmr(scores, cats, {}, 10, 0.5)) == 4
+
+
+def test_interest_rerank_gives_each_top_interest_a_slot_and_caps_a_category():
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.2, 0.1])
+    cats = ["a", "a", "a", "a", "a", "b", "c"]
+    order = interest_rerank(scores, cats, [("a", 0.8), ("b", 0.1), ("c", 0.1)], k=4, max_share=0.5)
+    assert sorted(cats[i] for i in order) == ["a", "a", "b", "c"]
+    assert list(scores[order]) == sorted(scores[order], reverse=True)  # best first
+    order = interest_rerank(scores, cats, [], k=4, max_share=0.5)
+    assert [cats[i] for i in order].count("a") == 2  # the cap holds without interests too
