@@ -161,10 +161,14 @@ class DirectGenerator:
         import torch
 
         cfg = self.config
-        out: list[str] = []
         size = batch_size or cfg.batch_size
+        # similar lengths share a batch: less left padding to run through the model
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i])) if len(prompts) > size else \
+            list(range(len(prompts)))
+        out: list[str] = [""] * len(prompts)
         for start in range(0, len(prompts), size):
-            batch = list(prompts[start:start + size])
+            idx = order[start:start + size]
+            batch = [prompts[i] for i in idx]
             enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False)
             torch.manual_seed(cfg.seed + start)
             with torch.inference_mode():
@@ -175,7 +179,8 @@ class DirectGenerator:
                     repetition_penalty=cfg.repetition_penalty, use_cache=use_cache,
                     pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id)
             new = gen[:, enc["input_ids"].shape[1]:]
-            out.extend(self.tokenizer.batch_decode(new, skip_special_tokens=False))
+            for i, text in zip(idx, self.tokenizer.batch_decode(new, skip_special_tokens=False)):
+                out[i] = text
         return out
 
     def generate(self, prompts: Sequence[str], fallbacks: Sequence[Sequence[str]] | None = None,

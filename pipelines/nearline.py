@@ -64,7 +64,8 @@ class NearlineConfig:
                             "direct_sft)")
     store: str = option("sqlite", "feature store (sqlite | redis_postgres)")
     batch_size: int = option(64, "users per generation batch")
-    initial_days: float = option(2.0, "first run (no watermark): users active in the last N days of logs")
+    initial_days: float = option(30.0, "first run (no watermark): users active in the last N days of logs "
+                                       "(the interest window: every user the ranker knows gets a list)")
     state_url: str = option("", "SQLAlchemy URL of the job state (default $AIGQ_NEARLINE_STATE_URL or SQLite "
                                 "under $AIGQ_HOME/nearline)")
     max_users: int = option(0, "stop after this many users in this invocation (0: all; the rest resume next time)")

@@ -20,9 +20,19 @@ def test_demo_runs_end_to_end_on_the_tiny_profile(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "AIGQ demo summary" in out.stdout
     for path in ("data/events.parquet", "features/user_interests.parquet", "feast/registry.db",
-                 "feast/online_store.db", "frames/ctr.parquet", "frames/sft_contexts.parquet", "world/world.json"):
+                 "feast/online_store.db", "frames/ctr.parquet", "frames/sft_contexts.parquet", "world/world.json",
+                 "think/mappings.parquet", "nearline/state.db", "serving/log.db", "reports/eval.json"):
         assert (tmp_path / path).exists(), path
     assert "Traceback" not in out.stderr
+    assert "hybrid" in out.stdout and "think" in out.stdout
+    user = next(line.split("aigq recommend ")[1].split("`")[0] for line in out.stdout.splitlines()
+                if "aigq recommend " in line)
+    answer = run("recommend", user, "--k", "4", "--json", home=tmp_path)
+    assert answer.returncode == 0, answer.stderr[-2000:]
+    import json
+
+    body = json.loads(answer.stdout)
+    assert len(body["suggestions"]) == 4 and not body["degraded"]
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -32,6 +42,12 @@ def test_demo_runs_end_to_end_on_the_tiny_profile(tmp_path):
     (["ingest", "/nonexistent/logs"], "/nonexistent/logs: not a directory"),
     (["features", "apply"], "feature tables missing under"),
     (["features", "materialize", "--set", "store=oracle"], "unknown feature store 'oracle'"),
+    (["recommend", "u1", "--k", "99"], "k: an integer between 1 and 20"),
+    (["recommend", "u1", "--context", "{bad"], "--context: not JSON"),
+    (["recommend", "u1", "--context", '{"hour": 25}'], "context.hour"),
+    (["recommend", "u1"], "no catalogue; run `aigq simulate`"),
+    (["nearline"], "no Direct model under"),
+    (["think"], "events.parquet: missing"),
 ])
 def test_bad_input_is_one_line_naming_the_culprit(tmp_path, args, needle):
     out = run(*args, home=tmp_path)
