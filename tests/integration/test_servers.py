@@ -221,3 +221,16 @@ def test_both_servers_logged_their_answers(bento, kserve, home):
 
     log = read_log(f"sqlite:///{home / 'serving' / 'log.db'}")
     assert {"bentoml", "kserve"} <= set(log["server"])
+
+
+def test_bentoml_build_works_offline(bento, home):
+    """`bentoml build` from the repository root, with the models `aigq serve bento` registered."""
+    repo = Path(__file__).resolve().parents[2]
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "AIGQ_HOME": str(home), "BENTOML_HOME": str(home / "bentoml"), "BENTOML_DO_NOT_TRACK": "true",
+           "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    out = subprocess.run([str(Path(bin_dir) / "bentoml"), "build", "-f", "bentos/bentofile.yaml", "."], cwd=repo,
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    bentos = list((home / "bentoml" / "bentos" / "aigq_hintq").glob("*/bento.yaml"))
+    assert bentos and "aigq-ctr" in bentos[0].read_text() and "aigq-direct" in bentos[0].read_text()
