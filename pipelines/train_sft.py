@@ -68,7 +68,15 @@ def load_samples(cfg: TrainSFTConfig, home: Path | None = None) -> pd.DataFrame:
     return samples
 
 
+def require_base(cfg: TrainSFTConfig) -> Path:
+    base = base_dir(cfg)
+    if not (base / "config.json").exists():
+        raise AigqError(f"{base}: no base model; run `aigq train base` or set base_model to a checkpoint directory")
+    return base
+
+
 def main(cfg: TrainSFTConfig, samples: pd.DataFrame | None = None) -> dict:
+    require_base(cfg)  # before the (slower) sample building
     samples = load_samples(cfg) if samples is None else samples
     if samples.empty:
         raise AigqError("no IL-SFT samples before the hold-out window; simulate more days")
@@ -85,9 +93,7 @@ def fine_tune(cfg: TrainSFTConfig, samples: pd.DataFrame, out: Path, title: str,
 
     started = time.perf_counter()
     torch.set_num_threads(cfg.threads)
-    base = base_dir(cfg)
-    if not (base / "config.json").exists():
-        raise AigqError(f"{base}: no base model; run `aigq train base` or set base_model to a checkpoint directory")
+    base = require_base(cfg)
     if cfg.adapter not in ("auto", "full", "lora"):
         raise AigqError(f"adapter {cfg.adapter!r}: expected auto, full or lora")
     use_lora = cfg.adapter == "lora" or (cfg.adapter == "auto" and not is_from_scratch(base))
