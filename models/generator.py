@@ -143,6 +143,11 @@ class GeneratedList:
         return self.n_parsed == 0
 
 
+def model_version(model_dir: Path) -> str:
+    """name@mtime: a retrained model in the same directory is a new version in the logs."""
+    return f"{model_dir.name}@{int((model_dir / 'config.json').stat().st_mtime)}"
+
+
 class DirectGenerator:
     """Loads a (merged) model directory; generates lists for many prompts in batches."""
 
@@ -154,8 +159,7 @@ class DirectGenerator:
         self.model, self.tokenizer = load(self.model_dir)
         self.config = config or GenerationConfig()
         self.is_valid, self.blocklist = is_valid, tuple(blocklist)
-        # name@mtime: a retrained model in the same directory is a new version in the logs
-        self.version = f"{self.model_dir.name}@{int((self.model_dir / 'config.json').stat().st_mtime)}"
+        self.version = model_version(self.model_dir)
 
     def generate_texts(self, prompts: Sequence[str], use_cache: bool = True, batch_size: int | None = None) -> list[str]:
         import torch

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import pandas as pd
 import sqlalchemy as sa
@@ -68,6 +68,8 @@ class NearlineConfig:
                                        "(the interest window: every user the ranker knows gets a list)")
     state_url: str = option("", "SQLAlchemy URL of the job state (default $AIGQ_NEARLINE_STATE_URL or SQLite "
                                 "under $AIGQ_HOME/nearline)")
+    workers: int = option(1, "generation processes: 1 generates in this process; N > 1 runs a pool of N "
+                             "single-threaded workers (the local stand-in for Ray/Spark executors)")
     max_users: int = option(0, "stop after this many users in this invocation (0: all; the rest resume next time)")
     seed: int = option(0, "generation seed")
 
@@ -127,6 +129,44 @@ class DirectBatch:
         out = self.generator.generate(prompts)
         return pd.DataFrame({"user_id": contexts["user_id"].to_numpy(),
                              "queries": [[q for q, s in zip(g.queries, g.sources) if s == "model"] for g in out]})
+
+
+_worker_batch: DirectBatch | None = None
+
+
+def _start_worker(model_dir: str, batch_size: int, seed: int) -> None:
+    import torch
+
+    global _worker_batch
+    torch.set_num_threads(1)  # one core per worker: N workers beat one N-thread process here
+    _worker_batch = DirectBatch(Path(model_dir), batch_size, seed)
+
+
+def _worker_generate(contexts: pd.DataFrame) -> pd.DataFrame:
+    return _worker_batch(contexts)
+
+
+def generated_batches(model_dir: Path, cfg: NearlineConfig, contexts: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Direct lists for each batch of contexts, in order: in process, or on a pool of workers
+    with up to two batches per worker in flight (the parent fetches contexts meanwhile)."""
+    if cfg.workers <= 1:
+        batch_fn = DirectBatch(model_dir, cfg.batch_size, cfg.seed)
+        for frame in contexts:
+            yield batch_fn(frame)
+        return
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(cfg.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                             initargs=(str(model_dir), cfg.batch_size, cfg.seed)) as pool:
+        pending: deque = deque()
+        for frame in contexts:
+            pending.append(pool.submit(_worker_generate, frame))
+            if len(pending) >= 2 * cfg.workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def fetch_contexts(fs, users: Sequence[str], hour: int) -> pd.DataFrame:
@@ -212,8 +252,10 @@ def main(cfg: NearlineConfig, fs=None, on_batch: Callable[[int], None] | None = 
     model_dir = Path(cfg.model) if cfg.model else newest_direct_model()
     engine = state_engine(cfg.state_url)
     try:
-        batch_fn = DirectBatch(model_dir, cfg.batch_size, cfg.seed)
-        run = open_run(engine, batch_fn.version, cfg.initial_days)
+        from models.generator import model_version
+
+        version = model_version(model_dir)
+        run = open_run(engine, version, cfg.initial_days)
         if run is None:
             return {"status": "up to date", "users": 0, "generated": 0}
         fs = fs or open_store(cfg.store)
@@ -227,11 +269,13 @@ def main(cfg: NearlineConfig, fs=None, on_batch: Callable[[int], None] | None = 
         if cfg.max_users:
             todo = todo[:cfg.max_users]
         hour = _utc(run["until"]).hour
+        batches = [todo[s:s + cfg.batch_size] for s in range(0, len(todo), cfg.batch_size)]
+        contexts = (fetch_contexts(fs, batch, hour) for batch in batches)
         generated = 0
-        for i, start in enumerate(tqdm(range(0, len(todo), cfg.batch_size), desc="nearline direct", unit="batch")):
-            batch = todo[start:start + cfg.batch_size]
-            out = batch_fn(fetch_contexts(fs, batch, hour))
-            rows = record(engine, run["run_id"], out, batch_fn.version, datetime.now(timezone.utc))
+        results = generated_batches(model_dir, cfg, contexts)
+        for i, (batch, out) in enumerate(tqdm(zip(batches, results), total=len(batches), desc="nearline direct",
+                                              unit="batch")):
+            rows = record(engine, run["run_id"], out, version, datetime.now(timezone.utc))
             push_lists(fs, rows)
             mark_pushed(engine, run["run_id"], batch)
             generated += len(batch)
@@ -242,7 +286,7 @@ def main(cfg: NearlineConfig, fs=None, on_batch: Callable[[int], None] | None = 
             finish_run(engine, run, len(users))
         seconds = time.perf_counter() - started
         return {"status": "done" if complete else "partial", "run_id": run["run_id"], "users": len(users),
-                "generated": generated, "replayed": len(replayed), "model_version": batch_fn.version,
+                "generated": generated, "replayed": len(replayed), "model_version": version,
                 "since": str(run["since"]), "until": str(run["until"]), "seconds": seconds,
                 "lists_per_s": generated / seconds if seconds else 0.0}
     finally:

@@ -85,6 +85,17 @@ def test_nearline_killed_half_way_resumes_and_writes_each_user_exactly_once(home
     assert list(served or []) == __import__("json").loads(recorded)
 
 
+def test_nearline_on_a_worker_pool_writes_the_same_users(home):
+    engine = sa.create_engine(f"sqlite:///{home / 'nearline' / 'state.db'}")
+    with engine.begin() as conn:
+        for table in ("nearline_lists", "nearline_runs", "nearline_watermarks"):
+            conn.execute(sa.text(f"DELETE FROM {table}"))
+    run = nearline.main(nearline.NearlineConfig(batch_size=16, workers=2))
+    assert run["status"] == "done" and run["generated"] == run["users"] > 16
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(DISTINCT user_id) FROM nearline_lists")).scalar() == run["users"]
+
+
 def test_a_known_user_gets_k_ranked_suggestions_with_sources_and_it_is_logged(home):
     hintq = HintQ(ServingConfig())
     user = active_user(home)
