@@ -228,6 +228,55 @@ def cmd_serve(args) -> int:
     return launch.run(children, on_ready=lambda: _say("ready: " + "; ".join(urls) + " (Ctrl-C stops)"))
 
 
+def cmd_monitor(args):
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    if args.action == "scenario":
+        from monitoring import scenario
+
+        cfg = load_config(scenario.ScenarioConfig, args.config, args.overrides)
+        out = scenario.main(cfg)
+        _say(f"drift scenario: {out['lists']} served lists over {len(out['days'])} days "
+             f"({out['days'][0]} .. {out['days'][-1]}), {out['clicks']} clicks; diversity lost from "
+             f"{out['degraded_from']}; log {out['log_url']}")
+        return out
+    from monitoring import dashboards, reports
+
+    cfg = load_config(reports.MonitorConfig, args.config, args.overrides)
+    if args.action == "ui":
+        import subprocess
+
+        if not (dashboards.workspace_path(cfg) / "").exists() or not any(dashboards.workspace_path(cfg).iterdir()):
+            dashboards.deploy(cfg)
+        command = dashboards.ui_command(cfg, args.port)
+        _say(f"Evidently UI on http://127.0.0.1:{args.port} (workspace {dashboards.workspace_path(cfg)}); Ctrl-C stops")
+        try:
+            return subprocess.call(command, env={**os.environ, "DO_NOT_TRACK": "1"})
+        except KeyboardInterrupt:
+            return 0
+    summary = reports.main(cfg)
+    failures = summary["failed_critical"]
+    _say(f"report {summary['reference']} (reference, {summary['lists']['reference']} lists) vs {summary['current']} "
+         f"({summary['lists']['current']} lists): {summary['tests']} tests, {len(failures)} critical failures; "
+         f"{summary['html']}")
+    for name in ("distinct_categories", "mean_ctr_score"):
+        _say(f"  {name:20s} reference {summary['means']['reference'][name]:.4f}  current "
+             f"{summary['means']['current'][name]:.4f}")
+    if args.action == "run":
+        deployed = dashboards.deploy(cfg)
+        _say(f"dashboard: {deployed['days']} daily reports in {deployed['workspace']}; open it with "
+             f"`aigq monitor ui` (http://127.0.0.1:8000)")
+        for day, failed in deployed["gate"].items():
+            _say(f"  {day}: {'FAIL ' + '; '.join(failed) if failed else 'pass'}")
+        summary["dashboard"] = deployed
+    if args.action == "gate":
+        if failures:
+            for f in failures:
+                print(f"aigq monitor gate: FAIL {f}", file=sys.stderr)
+            sys.exit(1)
+        _say("gate: pass")
+    return summary
+
+
 def cmd_evaluate(args) -> dict:
     from pipelines import evaluate
 
@@ -430,6 +479,20 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--json", action="store_true", help="print the HTTP answer's JSON")
     _stage_args(rec)
     rec.set_defaults(func=cmd_recommend)
+
+    from monitoring.reports import MonitorConfig
+    from monitoring.scenario import ScenarioConfig
+
+    mon = sub.add_parser("monitor", help="Evidently monitoring: scenario | run | gate | ui",
+                         epilog="config keys (run, gate, ui):\n" + describe(MonitorConfig)
+                         + "\n\nscenario config keys:\n" + describe(ScenarioConfig),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    mon.add_argument("action", choices=["scenario", "run", "gate", "ui"],
+                     help="scenario: days of served lists with a diversity regression; run: report + dashboard; "
+                          "gate: exit 1 naming failed critical tests; ui: `evidently ui` on 127.0.0.1")
+    mon.add_argument("--port", type=int, default=8000, help="ui: port")
+    _stage_args(mon)
+    mon.set_defaults(func=cmd_monitor)
 
     srv = sub.add_parser("serve", help="start the model servers on 127.0.0.1: bento | kserve")
     srv.add_argument("server", choices=["bento", "kserve"])

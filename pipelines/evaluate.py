@@ -281,10 +281,16 @@ def simulated_clicks(lists, ctx: EvalContext, k: int) -> np.ndarray:
     """Expected clicks per impression under the world's click model (NaN without a world)."""
     if ctx.world is None:
         return np.full(len(lists), np.nan)
-    w = ctx.world
+    return np.array([p.sum() for p in click_probabilities(ctx.world, ctx.requests, lists, k)])
+
+
+def click_probabilities(world, requests, lists, k: int) -> list[np.ndarray]:
+    """Per list, the world's click probability of each shown position (ground truth: evaluation
+    and simulated feedback only). A repeated query is one suggestion: only its first occurrence
+    can be clicked."""
     users, queries, positions, times, owner = [], [], [], [], []
     for i, ranked in enumerate(lists):
-        u, t = ctx.requests[i]
+        u, t = requests[i]
         for pos, q in enumerate(ranked[:k]):
             users.append(u)
             queries.append(q)
@@ -292,17 +298,17 @@ def simulated_clicks(lists, ctx: EvalContext, k: int) -> np.ndarray:
             times.append(to_us(t))
             owner.append(i)
     if not users:
-        return np.zeros(len(lists))
-    qidx, cat = w.resolve_queries(queries)
-    p = w.click_probability_batch(w.user_index(users), qidx, np.array(positions),
-                                  w.days_since_start(np.array(times)), cat)
-    # a repeated query is one suggestion: only its first occurrence can be clicked
-    first = np.ones(len(p), bool)
+        return [np.zeros(0) for _ in lists]
+    qidx, cat = world.resolve_queries(queries)
+    p = world.click_probability_batch(world.user_index(users), qidx, np.array(positions),
+                                      world.days_since_start(np.array(times)), cat)
     seen: set = set()
     for j, key in enumerate(zip(owner, queries)):
-        first[j] = key not in seen
+        if key in seen:
+            p[j] = 0.0
         seen.add(key)
-    return np.bincount(np.array(owner), weights=p * first, minlength=len(lists))
+    sizes = np.bincount(np.array(owner), minlength=len(lists))
+    return np.split(p, np.cumsum(sizes)[:-1])
 
 
 def summarize(per_list: pd.DataFrame, lists: list[list[str]], ctx: EvalContext, k: int) -> dict:

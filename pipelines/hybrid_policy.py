@@ -36,6 +36,7 @@ class HybridPolicy(Policy):
         self.scorer, self.query_stats, self.catalogue, self.log = scorer, query_stats, catalogue, log
         self.allow = output_filter(load_blocklist())
         self.cfg = serving or ServingConfig()  # the online path's own settings
+        self.served: list[dict] = []  # per answer: queries, sources, scores, categories (for logs)
 
     def prepare(self, requests) -> None:
         self.direct.prepare(requests)
@@ -57,12 +58,14 @@ class HybridPolicy(Policy):
         cands = [[{"query": q, **self.query_stats.get(q, {})} for q in c] for c, _ in merged]
         scores = self.scorer.score_users(contexts, cands)
         out = []
-        for (candidates, _), s, ctx_i in zip(merged, scores, contexts):
+        for (candidates, sources), s, ctx_i in zip(merged, scores, contexts):
             cats = [self.query_stats.get(q, {}).get("query_category_id") or self.catalogue.category(q)
                     for q in candidates]
             interests = list(zip(as_list(ctx_i.get("top_categories_30d")), as_list(ctx_i.get("top_category_weights_30d"))))
             order = rerank(s, cats, interests, self.catalogue.domain, k, self.cfg)
             out.append([candidates[i] for i in order])
+            self.served.append({"queries": out[-1], "sources": [sources[i] for i in order],
+                                "scores": [round(float(s[i]), 6) for i in order], "categories": [cats[i] for i in order]})
         return out
 
     def recommend(self, user_id, time, k=8):

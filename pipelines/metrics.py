@@ -62,6 +62,15 @@ def ild_category(categories: Sequence[str | None]) -> float:
     return 1.0 - same / (n * (n - 1) / 2)
 
 
+def category_entropy(categories: Sequence[str | None]) -> float:
+    """Shannon entropy (nats) of the list's category distribution; 0 for one category."""
+    cats = [c for c in categories if c is not None]
+    if not cats:
+        return 0.0
+    n = len(cats)
+    return float(-sum(cats.count(c) / n * math.log(cats.count(c) / n) for c in set(cats)))
+
+
 def distinct_categories(categories: Sequence[str | None]) -> int:
     return len({c for c in categories if c is not None})
 

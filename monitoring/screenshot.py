@@ -1,0 +1,108 @@
+"""A headless Chromium screenshot of a page that draws itself with JavaScript (the Evidently
+dashboard), driven through the DevTools protocol: navigate, wait in real time until the charts
+have drawn their lines, capture. (`chromium --screenshot` uses virtual time and captures before
+the dashboard's data requests return: no lines.)"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+CHART_PATHS_JS = "document.querySelectorAll('svg path').length"
+
+
+def find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def screenshot(url: str, out: Path, width: int = 1400, height: int = 2200, min_paths: int = 6,
+               timeout: float = 60.0) -> dict:
+    """Render `url`, wait until it has drawn at least `min_paths` SVG paths (or `timeout`), save a
+    PNG to `out`; returns {"paths": n, "seconds": s, "path": out}."""
+    import websocket  # websocket-client
+
+    chromium = find_chromium()
+    if chromium is None:
+        raise FileNotFoundError("no chromium on PATH (Debian: apt-get install chromium)")
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.Popen([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                                 f"--remote-debugging-port={port}", "--remote-allow-origins=*",
+                                 f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            ws_url = _page_socket(port, timeout=30)
+            ws = websocket.create_connection(ws_url, timeout=30)
+            calls = iter(range(1, 10_000))
+
+            def call(method: str, **params):
+                msg_id = next(calls)
+                ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+                while True:
+                    reply = json.loads(ws.recv())
+                    if reply.get("id") == msg_id:
+                        return reply.get("result", {})
+
+            started = time.monotonic()
+            call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+            call("Page.navigate", url=url)
+            paths = 0
+            while time.monotonic() - started < timeout:
+                time.sleep(1.0)
+                paths = call("Runtime.evaluate", expression=CHART_PATHS_JS, returnByValue=True)["result"].get("value", 0)
+                if paths >= min_paths:
+                    time.sleep(2.0)  # let the last panels finish their transitions
+                    break
+            shot = call("Page.captureScreenshot", format="png", captureBeyondViewport=False)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(base64.b64decode(shot["data"]))
+            ws.close()
+            return {"paths": int(paths), "seconds": time.monotonic() - started, "path": str(out)}
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _page_socket(port: int, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as r:
+                pages = [t for t in json.loads(r.read()) if t.get("type") == "page"]
+            if pages:
+                return pages[0]["webSocketDebuggerUrl"]
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"chromium DevTools not reachable on port {port}")
+
+
+def not_blank(png: Path) -> float:
+    """Share of pixels that are not the page's background colour (0 for a blank page)."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(png).convert("RGB")).reshape(-1, 3)
+    values, counts = np.unique(pixels, axis=0, return_counts=True)
+    return float(1 - counts.max() / counts.sum())
