@@ -43,11 +43,12 @@ def screenshot(url: str, out: Path, width: int = 1400, height: int = 2200, min_p
     if chromium is None:
         raise FileNotFoundError("no chromium on PATH (Debian: apt-get install chromium)")
     port = _free_port()
-    with tempfile.TemporaryDirectory() as profile:
+    # chromium's helper processes may still write to the profile as it is removed
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                                  f"--remote-debugging-port={port}", "--remote-allow-origins=*",
                                  f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             ws_url = _page_socket(port, timeout=30)
             ws = websocket.create_connection(ws_url, timeout=30)
@@ -77,11 +78,23 @@ def screenshot(url: str, out: Path, width: int = 1400, height: int = 2200, min_p
             ws.close()
             return {"paths": int(paths), "seconds": time.monotonic() - started, "path": str(out)}
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """Chromium forks helpers: stop the whole process group."""
+    import os
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _page_socket(port: int, timeout: float) -> str:

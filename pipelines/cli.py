@@ -28,6 +28,7 @@ def _stage_args(parser: argparse.ArgumentParser) -> None:
 DEMO_TRAIN_STEPS = {"tiny": (40, 30), "demo": (600, 400), "large": (800, 800)}
 DEMO_THINK = {"tiny": ["max_steps=20", "max_triggers=100", "min_support=2", "max_new_tokens=48"], "demo": [],
               "large": []}
+DEMO_SCENARIO = {"tiny": ["days=4", "requests_per_day=40", "degrade_from_day=2"], "demo": [], "large": []}
 DEMO_GRPO = {"tiny": ["max_steps=2", "batch_size=8", "num_generations=4", "max_completion_length=24",
                       "eval_prompts=16"], "demo": [], "large": []}
 
@@ -338,6 +339,7 @@ def cmd_demo(args) -> None:
     served = step("one HintQ answer (the online path, in process)", lambda: _sample_answer(args.store, sample["user_id"]))
     evaluation = step("evaluate baselines, Direct, Think and the hybrid", lambda: cmd_evaluate(
         argparse.Namespace(config=None, overrides=[], quiet=True)))
+    drift = step("monitoring: a drift scenario, Evidently reports and the dashboard", lambda: _demo_monitoring(args))
 
     print()
     print("AIGQ demo summary")
@@ -365,10 +367,24 @@ def cmd_demo(args) -> None:
           f"{os.environ['AIGQ_HOME']}/reports/eval.md")
     for line in eval_table(evaluation).splitlines():
         print("    " + line)
+    board = drift["dashboard"]
+    print(f"  monitoring   : {drift['scenario']['lists']} served lists over {len(drift['scenario']['days'])} days; gate "
+          + ", ".join(f"{day} {'FAIL ' + f[0].split(':')[0] if f else 'pass'}" for day, f in board["gate"].items()))
+    print(f"                 report {drift['report']['html']}")
+    print(f"                 dashboard: `aigq monitor ui` then open http://127.0.0.1:8000 (workspace {board['workspace']})")
     for name, secs in steps:
         print(f"  {secs:7.1f}s  {name}")
     print(f"  total {time.perf_counter() - started:.1f}s; artifacts under {os.environ['AIGQ_HOME']}")
     print(f"  next: `aigq recommend {sample['user_id']}`, `aigq serve bento` or `aigq serve kserve`")
+
+
+def _demo_monitoring(args) -> dict:
+    from monitoring import dashboards, reports, scenario
+
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    out = scenario.main(load_config(scenario.ScenarioConfig, None, DEMO_SCENARIO[args.profile]))
+    cfg = reports.MonitorConfig(reference_days=1 if args.profile == "tiny" else 2)
+    return {"scenario": out, "report": reports.main(cfg), "dashboard": dashboards.deploy(cfg)}
 
 
 def _sample_answer(store: str, user_id: str) -> dict:

@@ -21,10 +21,12 @@ def test_demo_runs_end_to_end_on_the_tiny_profile(tmp_path):
     assert "AIGQ demo summary" in out.stdout
     for path in ("data/events.parquet", "features/user_interests.parquet", "feast/registry.db",
                  "feast/online_store.db", "frames/ctr.parquet", "frames/sft_contexts.parquet", "world/world.json",
-                 "think/mappings.parquet", "nearline/state.db", "serving/log.db", "reports/eval.json"):
+                 "think/mappings.parquet", "nearline/state.db", "serving/log.db", "reports/eval.json",
+                 "monitoring/scenario_log.db", "monitoring/latest.json", "monitoring/workspace"):
         assert (tmp_path / path).exists(), path
     assert "Traceback" not in out.stderr
     assert "hybrid" in out.stdout and "think" in out.stdout
+    assert "aigq monitor ui" in out.stdout and "monitoring   :" in out.stdout
     user = next(line.split("aigq recommend ")[1].split("`")[0] for line in out.stdout.splitlines()
                 if "aigq recommend " in line)
     answer = run("recommend", user, "--k", "4", "--json", home=tmp_path)
