@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_generation.py
 	$(BIN)/python benchmarks/bench_serving.py
 	$(BIN)/python benchmarks/bench_nearline.py
+	$(BIN)/python benchmarks/bench_monitoring.py
 
 clean:
 	rm -rf artifacts

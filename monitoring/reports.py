@@ -104,15 +104,15 @@ def _span(frame: pd.DataFrame) -> str:
     return f"{frame['day'].min().date()}..{frame['day'].max().date()}"
 
 
-def build_report(cfg: MonitorConfig, with_ranking: bool, extra: tuple[str, ...] = ()):
+def build_report(cfg: MonitorConfig, with_ranking: bool, columns: list[str], extra: tuple[str, ...] = ()):
     from evidently import Report
     from evidently.metrics import DriftedColumnsCount, MeanValue, ValueDrift
     from evidently.tests import Reference, gte
 
-    metrics = [DriftedColumnsCount(columns=list(COLUMNS), method=cfg.drift_method, threshold=cfg.drift_threshold)]
-    metrics += [ValueDrift(column=c, method=cfg.drift_method, threshold=cfg.drift_threshold) for c in COLUMNS]
+    metrics = [DriftedColumnsCount(columns=columns, method=cfg.drift_method, threshold=cfg.drift_threshold)]
+    metrics += [ValueDrift(column=c, method=cfg.drift_method, threshold=cfg.drift_threshold) for c in columns]
     drops = {DIVERSITY: cfg.diversity_drop, RELEVANCE: cfg.relevance_drop}
-    for column in COLUMNS:
+    for column in columns:
         tests = [gte(Reference(relative=drops[column]), is_critical=True)] if column in drops else []
         metrics.append(MeanValue(column=column, tests=tests))
     metrics += [MeanValue(column=column) for column in extra]  # e.g. the dashboard's reference band
@@ -156,7 +156,9 @@ def ranking_rows(url: str, per_list: pd.DataFrame) -> pd.DataFrame | None:
 def run_report(cfg: MonitorConfig, reference: pd.DataFrame, current: pd.DataFrame,
                ranking: pd.DataFrame | None, timestamp: datetime | None = None):
     extra = tuple(c for c in current.columns if c.startswith(("reference_", "floor_")))
-    report = build_report(cfg, ranking is not None, extra)
+    # a column with no values in a window (no click feedback, no ranked list) cannot be compared
+    columns = [c for c in COLUMNS if reference[c].notna().any() and current[c].notna().any()]
+    report = build_report(cfg, ranking is not None, columns, extra)
     ref_rank = ranking[ranking["request_id"].isin(set(reference["request_id"]))] if ranking is not None else None
     cur_rank = ranking[ranking["request_id"].isin(set(current["request_id"]))] if ranking is not None else None
     return report.run(current_data=dataset(current, cur_rank, extra),
