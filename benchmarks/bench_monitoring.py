@@ -90,7 +90,7 @@ def main() -> None:
     print(f"\nMonitoring one day at the large profile: {args.lists:,} served lists vs a reference day of the same size")
     for name, secs in timings.items():
         print(f"  {name:40s} {secs:7.1f} s")
-    print(f"  {"the two days (read + metrics + report)":40s} {sum(list(timings.values())[1:]):7.1f} s; peak RSS {peak_mb:,.0f} MB")
+    print(f"  {'the two days (read + metrics + report)':40s} {sum(list(timings.values())[1:]):7.1f} s; peak RSS {peak_mb:,.0f} MB")
     print(f"  reference vs current distinct categories: {reference['distinct_categories'].mean():.2f} -> "
           f"{current['distinct_categories'].mean():.2f}")
 
