@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from monitoring.list_metrics import DIVERSITY, RELEVANCE
-from monitoring.reports import MonitorConfig, load_per_list, output_dir, ranking_rows, resolve_log_url, run_report
+from monitoring.reports import MonitorConfig, output_dir, run_report
 from pipelines.errors import AigqError
 
 PROJECT = "AIGQ HintQ suggestions"
@@ -71,13 +71,11 @@ def deploy(cfg: MonitorConfig) -> dict:
     from evidently.sdk.models import DashboardModel
     from evidently.ui.workspace import Workspace
 
-    from monitoring.reports import failed_critical, windows
+    from monitoring.reports import failed_critical, load_inputs
 
     started = time.perf_counter()
-    url = resolve_log_url(cfg)
-    per_list = load_per_list(url)
-    reference, _, ref_span, _ = windows(per_list, cfg)
-    ranking = ranking_rows(url, per_list)
+    inputs = load_inputs(cfg)
+    per_list, reference, ranking = inputs.per_list, inputs.reference, inputs.ranking
     ws = Workspace(str(workspace_path(cfg)))
     found = ws.search_project(PROJECT)
     project = found[0] if found else ws.create_project(PROJECT, description="HintQ diversity and relevance drift")
@@ -94,7 +92,7 @@ def deploy(cfg: MonitorConfig) -> dict:
         ws.add_run(project.id, snapshot)
         gate[str(pd.Timestamp(day).date())] = failed_critical(snapshot)
     ws.save_dashboard(project.id, DashboardModel(tabs=[], panels=panels()))
-    return {"workspace": str(workspace_path(cfg)), "project_id": str(project.id), "reference": ref_span,
+    return {"workspace": str(workspace_path(cfg)), "project_id": str(project.id), "reference": inputs.reference_span,
             "days": len(days), "gate": gate, "seconds": time.perf_counter() - started}
 
 

@@ -176,15 +176,33 @@ def failed_critical(snapshot) -> list[str]:
     return out
 
 
+@dataclass
+class Inputs:
+    url: str
+    per_list: pd.DataFrame
+    reference: pd.DataFrame
+    current: pd.DataFrame
+    reference_span: str
+    current_day: str
+    ranking: pd.DataFrame | None
+
+
+def load_inputs(cfg: MonitorConfig) -> Inputs:
+    """The serving log as per-list metrics, its two windows and (with clicks) its ranking rows."""
+    url = resolve_log_url(cfg)
+    per_list = load_per_list(url)
+    reference, current, ref_span, cur_day = windows(per_list, cfg)
+    return Inputs(url, per_list, reference, current, ref_span, cur_day, ranking_rows(url, per_list))
+
+
 def main(cfg: MonitorConfig) -> dict:
     """One report (reference vs current), saved as HTML and JSON; returns the summary."""
     os.environ.setdefault("DO_NOT_TRACK", "1")
     started = time.perf_counter()
-    url = resolve_log_url(cfg)
-    per_list = load_per_list(url)
-    reference, current, ref_span, cur_day = windows(per_list, cfg)
-    ranking = ranking_rows(url, per_list)
-    snapshot = run_report(cfg, reference, current, ranking)
+    inputs = load_inputs(cfg)
+    url, reference, current = inputs.url, inputs.reference, inputs.current
+    ref_span, cur_day = inputs.reference_span, inputs.current_day
+    snapshot = run_report(cfg, reference, current, inputs.ranking)
     out = output_dir(cfg)
     stem = f"report_{cur_day}"
     snapshot.save_html(str(out / f"{stem}.html"))
