@@ -78,27 +78,6 @@ def bench_http(name: str, url: str, make_body, ids: list[str], concurrency: int)
     return summary(f"{name} c={concurrency}", [ms for ms, _ in results], seconds, errors)
 
 
-def serve(server: str, port: int, home: Path):
-    """Start `aigq serve` like a user; returns the process (stopped by PID)."""
-    import subprocess
-
-    aigq = str(Path(sys.executable).with_name("aigq"))
-    proc = subprocess.Popen([aigq, "serve", server, "--port", str(port)], env={**os.environ, "AIGQ_HOME": str(home)},
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:
-        if "[aigq] ready:" in line:
-            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-            return proc
-    raise RuntimeError(f"{server} did not start (exit {proc.wait()})")
-
-
-def stop(proc) -> None:
-    import signal
-
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=60)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=400)
@@ -106,6 +85,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8710)
     args = parser.parse_args()
     from pipelines.config import aigq_home
+    from serving.launch import spawn, stop_spawned
 
     home = aigq_home()
     os.environ["AIGQ_HOME"] = str(home)
@@ -114,20 +94,20 @@ def main() -> None:
     logging.getLogger("feast").setLevel(logging.ERROR)
     ids = users(home, args.requests)
     rows = [bench_inprocess(args.store, ids)]
-    proc = serve("bento", args.port, home)
+    proc = spawn("bento", args.port, home)
     try:
         for c in (1, 16):
             rows.append(bench_http("BentoML /recommend", f"http://127.0.0.1:{args.port}/recommend",
                                    lambda u: {"user_id": u, "k": 8}, ids, c))
     finally:
-        stop(proc)
-    proc = serve("kserve", args.port + 10, home)
+        stop_spawned(proc)
+    proc = spawn("kserve", args.port + 10, home)
     try:
         for c in (1, 16):
             rows.append(bench_http("KServe v1 hintq", f"http://127.0.0.1:{args.port + 10}/v1/models/hintq:predict",
                                    lambda u: {"instances": [{"user_id": u, "k": 8}]}, ids, c))
     finally:
-        stop(proc)
+        stop_spawned(proc)
     print(f"\nHintQ online path, {args.requests} requests each (5% unknown users), store {args.store}")
     print(f"{'setup':28s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'req/s':>8s} {'errors':>7s}")
     for r in rows:

@@ -30,6 +30,17 @@ def as_list(v) -> list:
     return list(v)
 
 
+def to_plain(v):
+    """A feature value as JSON-able Python: arrays -> lists, NaN -> None (recursively)."""
+    if hasattr(v, "tolist"):
+        v = v.tolist()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, list):
+        return [to_plain(x) for x in v]
+    return v
+
+
 def build_prompt(ctx: Mapping, category_names: Mapping[str, str]) -> str:
     """A compact text rendering of the `direct_generation_v1` features of one user."""
     def cats(ids, weights=None, n=4) -> str:

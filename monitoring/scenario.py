@@ -50,8 +50,6 @@ def scenario_log_url(cfg: ScenarioConfig) -> str:
 
 def main(cfg: ScenarioConfig) -> dict:
     from pipelines import evaluate, think
-    from pipelines.baselines import PopularityPolicy
-    from serving.hintq import ServingConfig
     from serving.log import ServingLog, make_engine
 
     started = time.perf_counter()
@@ -119,19 +117,11 @@ def pick_requests(requests, cfg: ScenarioConfig) -> list:
 
 def read_clicks(url: str) -> dict[str, int]:
     """Clicks per request id from the feedback table (empty if there is none)."""
-    engine = sa.create_engine(url)
-    try:
-        if not sa.inspect(engine).has_table("hintq_clicks"):
-            return {}
-        with engine.connect() as conn:
-            rows = conn.execute(sa.select(clicks_table.c.request_id, sa.func.count())
-                                .group_by(clicks_table.c.request_id)).all()
-        return {r: int(n) for r, n in rows}
-    finally:
-        engine.dispose()
+    return {r: int(n) for r, n in clicked_items(url)["request_id"].value_counts().items()}
 
 
 def clicked_items(url: str) -> pd.DataFrame:
+    """(request_id, position, query) of every click in the feedback table (empty if none)."""
     engine = sa.create_engine(url)
     try:
         if not sa.inspect(engine).has_table("hintq_clicks"):

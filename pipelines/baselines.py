@@ -49,6 +49,16 @@ def fill(ranked: list[str], fallback: Sequence[str], k: int, exclude: set[str] =
     return out
 
 
+def pool(lists: Sequence[Sequence[str]], exclude: set[str] = frozenset()) -> list[str]:
+    """Round-robin over several ranked lists distinct, skipping `exclude`."""
+    out: list[str] = []
+    for rank in range(max((len(x) for x in lists), default=0)):
+        for x in lists:
+            if rank < len(x) and x[rank] not in exclude and x[rank] not in out:
+                out.append(x[rank])
+    return out
+
+
 def _before(events: pd.DataFrame, cutoff_us: int) -> pd.DataFrame:
     return events[events["event_ts"].astype("datetime64[us, UTC]").astype("int64") < cutoff_us]
 

@@ -246,7 +246,8 @@ def cmd_monitor(args):
     if args.action == "ui":
         import subprocess
 
-        if not (dashboards.workspace_path(cfg) / "").exists() or not any(dashboards.workspace_path(cfg).iterdir()):
+        workspace = dashboards.workspace_path(cfg)
+        if not workspace.exists() or not any(workspace.iterdir()):
             dashboards.deploy(cfg)
         command = dashboards.ui_command(cfg, args.port)
         _say(f"Evidently UI on http://127.0.0.1:{args.port} (workspace {dashboards.workspace_path(cfg)}); Ctrl-C stops")

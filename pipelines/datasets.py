@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import collections
 import json
-import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -128,14 +127,9 @@ CONTEXT_KEYS = ("age_band", "gender", "city_tier", "price_sensitivity", "n_searc
 
 def context_json(ctx: Mapping) -> str:
     """The user context as JSON (lists for arrays, null for NaN): a dataset column for rewards."""
-    def plain(v):
-        if hasattr(v, "tolist"):
-            v = v.tolist()
-        if isinstance(v, float) and math.isnan(v):
-            return None
-        return v
+    from models.generator import to_plain
 
-    return json.dumps({k: plain(ctx.get(k)) for k in CONTEXT_KEYS}, default=str)
+    return json.dumps({k: to_plain(ctx.get(k)) for k in CONTEXT_KEYS}, default=str)
 
 
 def build_samples(contexts: pd.DataFrame, events: pd.DataFrame, sessions: pd.DataFrame,

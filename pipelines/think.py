@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipelines.baselines import Policy, fill
+from pipelines.baselines import Policy, fill, pool
 from pipelines.catalog import QueryCatalogue
 from pipelines.config import aigq_home, option
 from pipelines.errors import AigqError
@@ -305,16 +305,6 @@ def recent_triggers(log: EventLog, user: str, t, n_queries: int = 3, n_categorie
             if len(cats) == n_categories:
                 break
     return log.recent_queries(user, t, n_queries) + [CATEGORY_PREFIX + c for c in cats]
-
-
-def pool(lists: Sequence[Sequence[str]], exclude: set[str] = frozenset()) -> list[str]:
-    """Round-robin over several ranked lists (one per trigger), distinct, skipping `exclude`."""
-    out: list[str] = []
-    for rank in range(max((len(x) for x in lists), default=0)):
-        for x in lists:
-            if rank < len(x) and x[rank] not in exclude and x[rank] not in out:
-                out.append(x[rank])
-    return out
 
 
 class ThinkPolicy(Policy):

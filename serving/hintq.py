@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from models.generator import to_plain
 from pipelines.config import aigq_home, option
 from pipelines.errors import AigqError
 
@@ -172,7 +173,7 @@ class PopularLists:
 
     def for_categories(self, categories: Sequence[str], k: int) -> list[str]:
         """Round-robin over the categories' popular queries, then the global list."""
-        from pipelines.think import pool
+        from pipelines.baselines import pool
 
         return pool([self.by_category.get(c, []) for c in categories] + [self.global_list])[: max(k, 0)]
 
@@ -191,19 +192,7 @@ class Prepared:
     prior: list[float]  # order-preserving fallback scores when the ranker is unavailable
     model_versions: dict
     degraded_reason: str = ""
-    known_user: bool = True
     interests: list = field(default_factory=list)  # [(category, share)] strongest first
-
-
-def to_plain(v):
-    """Feast/numpy values as JSON-able Python (arrays -> lists, NaN -> None)."""
-    if hasattr(v, "tolist"):
-        v = v.tolist()
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, list):
-        return [to_plain(x) for x in v]
-    return v
 
 
 class HintQ:
@@ -231,20 +220,24 @@ class HintQ:
         self.store = store if store is not None else open_online_store(self.cfg.store)
         self._query_cache: dict[str, tuple[float, dict]] = {}
         self._store_down_until = 0.0
+        # registry lookups cost ~1.5 ms each: resolve the services once, not per request
+        self.user_service = self.store.get_feature_service(USER_SERVICE)
+        self.think_service = self.store.get_feature_service(THINK_SERVICE)
+        self.query_refs = [f"query_stats:{f.name}" for f in self.store.get_feature_view("query_stats").features]
         self.log = ServingLog(self.cfg.log_url or None) if self.cfg.log else None
         self.versions = {"ctr": getattr(self.scorer, "version", "remote"), "feature_service": USER_SERVICE}
 
     # ---- lookups -------------------------------------------------------------------------
     def user_features(self, request: HintQRequest) -> dict:
         hour = request.context.get("hour", datetime.now(timezone.utc).hour)
-        out = self.store.get_online_features(features=self.store.get_feature_service(USER_SERVICE),
+        out = self.store.get_online_features(features=self.user_service,
                                              entity_rows=[{"user_id": request.user_id, "request_hour": hour}]).to_dict()
         return {k: to_plain(v[0]) for k, v in out.items()}
 
     def think_lists(self, triggers: Sequence[str]) -> tuple[list[list[str]], str | None]:
         if not triggers:
             return [], None
-        out = self.store.get_online_features(features=self.store.get_feature_service(THINK_SERVICE),
+        out = self.store.get_online_features(features=self.think_service,
                                              entity_rows=[{"trigger": t} for t in triggers]).to_dict()
         versions = [v for v in out.get("think_model_version", []) if v]
         return [to_plain(q) or [] for q in out["think_queries"]], (versions[0] if versions else None)
@@ -259,9 +252,7 @@ class HintQ:
                 fresh[q] = hit[1]
         missing = [q for q in dict.fromkeys(queries) if q not in fresh]
         if missing:
-            view = self.store.get_feature_view("query_stats")
-            refs = [f"query_stats:{f.name}" for f in view.features]
-            out = self.store.get_online_features(features=refs, entity_rows=[{"query": q} for q in missing]).to_dict()
+            out = self.store.get_online_features(features=self.query_refs, entity_rows=[{"query": q} for q in missing]).to_dict()
             for i, q in enumerate(missing):
                 feats = {k: to_plain(v[i]) for k, v in out.items() if k != "query"}
                 self._query_cache[q] = (now, feats)
@@ -283,9 +274,7 @@ class HintQ:
             return self._popular(request, request_id, started, versions, f"online store unavailable: {type(e).__name__}")
         known = user.get("n_events_30d") is not None or user.get("gender") is not None
         if not known:
-            prepared = self._popular(request, request_id, started, versions, "")
-            prepared.known_user = False
-            return prepared
+            return self._popular(request, request_id, started, versions, "")
         # what the user just searched is not suggested again (older searches may come back)
         searched = set((user.get("recent_queries") or [])[:self.cfg.drop_recent_searches]) \
             | set(user.get("session_queries") or []) | set(request.context.get("session_queries", []))
@@ -306,7 +295,7 @@ class HintQ:
             think, think_version = [], None
         if think_version:
             versions["think"] = think_version
-        from pipelines.think import pool
+        from pipelines.baselines import pool
 
         lists["think"] = pool(think)
         top = list(request.context.get("categories", [])) + list(user.get("top_categories_30d") or [])[:4]

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 from pipelines.config import PROJECT_ROOT, aigq_home
 from pipelines.errors import AigqError
@@ -49,6 +50,40 @@ def server_env() -> dict:
     return env
 
 
+def spawn(server: str, port: int, home: Path, timeout: float = 240.0) -> subprocess.Popen:
+    """`aigq serve SERVER --port PORT` in the background (its own process group) once it says it
+    is ready; for tests and benchmarks. Stop it with `stop_spawned`."""
+    import threading
+
+    aigq = str(Path(sys.executable).with_name("aigq"))
+    proc = subprocess.Popen([aigq, "serve", server, "--port", str(port)], env={**os.environ, "AIGQ_HOME": str(home)},
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            raise AigqError(f"aigq serve {server} exited {proc.returncode}:\n" + "".join(lines[-30:]))
+        lines.append(line)
+        if "[aigq] ready:" in line:
+            # keep draining the output so the server never blocks on a full pipe
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+            return proc
+    stop_spawned(proc)
+    raise AigqError(f"aigq serve {server} not ready after {timeout:.0f}s:\n" + "".join(lines[-30:]))
+
+
+def stop_spawned(proc: subprocess.Popen) -> None:
+    """SIGTERM to the process group (the launcher stops its children), then SIGKILL if need be."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def wait_ready(child: Child, proc: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -78,7 +113,10 @@ def run(children: list[Child], timeout: float = 240.0, on_ready=None) -> int:
             except subprocess.TimeoutExpired:
                 p.kill()
 
-    old = {s: signal.signal(s, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt())) for s in (signal.SIGTERM,)}
+    def interrupt(*_):  # SIGTERM stops the children like Ctrl-C does
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         for child in children:
             procs.append(subprocess.Popen(child.argv, cwd=PROJECT_ROOT, env=server_env()))
@@ -93,5 +131,4 @@ def run(children: list[Child], timeout: float = 240.0, on_ready=None) -> int:
         return 0
     finally:
         stop()
-        for s, h in old.items():
-            signal.signal(s, h)
+        signal.signal(signal.SIGTERM, previous)

@@ -14,7 +14,6 @@ import os
 import queue
 import threading
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Mapping
 
 import sqlalchemy as sa
@@ -143,7 +142,3 @@ def read_log(url: str | None = None, since: datetime | None = None) -> "pd.DataF
             return pd.DataFrame(conn.execute(query).mappings().all(), columns=list(COLUMNS))
     finally:
         engine.dispose()
-
-
-def log_path() -> Path:
-    return aigq_home() / "serving" / "log.db"

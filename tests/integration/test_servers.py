@@ -5,17 +5,17 @@ through tritonclient. Bad input gets a 4xx with a message, never a 5xx."""
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from serving.launch import spawn, stop_spawned
 
 AIGQ = str(Path(sys.executable).with_name("aigq"))
 
@@ -48,36 +48,6 @@ def post(url: str, body, content_type: str | None = "application/json") -> tuple
             return e.code, json.loads(text)
         except ValueError:
             return e.code, text
-
-
-def start(server: str, home: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "AIGQ_HOME": str(home)}
-    proc = subprocess.Popen([AIGQ, "serve", server, "--port", str(port)], env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 240
-    lines = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            raise AssertionError(f"{server} exited {proc.returncode}:\n" + "".join(lines[-30:]))
-        lines.append(line)
-        if "[aigq] ready:" in line:
-            # keep draining output so the server never blocks on a full pipe
-            import threading
-
-            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-            return proc
-    stop(proc)
-    raise AssertionError(f"{server} not ready:\n" + "".join(lines[-30:]))
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """By PID: SIGTERM to the launcher's process group, then wait."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +86,9 @@ def check_answer(answer: dict, k: int) -> None:
 @pytest.fixture(scope="module")
 def kserve(home):
     port = free_port()
-    proc = start("kserve", home, port)
+    proc = spawn("kserve", port, home)
     yield port
-    stop(proc)
+    stop_spawned(proc)
 
 
 def test_kserve_v1_hintq_contract(kserve, home):
@@ -187,9 +157,9 @@ def test_kserve_direct_predictor_generates(kserve):
 @pytest.fixture(scope="module")
 def bento(home):
     port = free_port()
-    proc = start("bento", home, port)
+    proc = spawn("bento", port, home)
     yield port
-    stop(proc)
+    stop_spawned(proc)
 
 
 def test_bentoml_recommend_contract_with_the_bentoml_client(bento, home):
