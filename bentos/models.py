@@ -32,8 +32,15 @@ def register(name: str, model_dir: Path, weights: str) -> str:
 
 
 def register_all() -> dict[str, str]:
-    """The CTR model and the newest Direct model, into $BENTOML_HOME's model store."""
+    """The CTR model and the newest Direct model, into $BENTOML_HOME's model store. Each is
+    loaded once first, so a missing or corrupt model stops `aigq serve bento` with its path
+    before any server starts (not at the first request)."""
+    from models.base_lm import load
     from pipelines.nearline import newest_direct_model
+    from serving.hintq import load_scorer
 
-    return {"ctr": register("aigq-ctr", aigq_home() / "models" / "ctr", "model.pt"),
-            "direct": register("aigq-direct", newest_direct_model(), "config.json")}
+    ctr_dir, direct_dir = aigq_home() / "models" / "ctr", newest_direct_model()
+    load_scorer(str(ctr_dir))
+    load(direct_dir)
+    return {"ctr": register("aigq-ctr", ctr_dir, "model.pt"),
+            "direct": register("aigq-direct", direct_dir, "config.json")}

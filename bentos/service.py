@@ -56,7 +56,9 @@ class HintQAnswer(BaseModel):
     model_versions: dict[str, str]
 
 
-@bentoml.service(name="aigq_ctr", traffic={"timeout": 10})
+# the orchestrator's client waits this long (x1.01) for a score: scoring takes milliseconds, so a
+# dead or stuck CTR worker costs one request 1 s, then HintQ's ranker circuit serves merge order
+@bentoml.service(name="aigq_ctr", traffic={"timeout": 1})
 class CTRScorer:
     model = bentoml.models.BentoModel("aigq-ctr:latest")
 

@@ -66,14 +66,19 @@ def load(model_dir: str | Path, for_training: bool = False):
     """(model, tokenizer) from a local checkpoint directory; never reaches a hub."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from pipelines.errors import AigqError
+
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir}: not a model directory (no config.json)")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
+    except Exception as e:  # noqa: BLE001 - a corrupt checkpoint: say which directory, not a traceback
+        raise AigqError(f"{model_dir}: cannot load the model ({type(e).__name__}: {e})"[:400]) from None
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
     if not for_training:
         model.eval()
     return model, tokenizer

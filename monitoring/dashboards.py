@@ -4,7 +4,8 @@ declared in code, and `evidently ui` on 127.0.0.1 over it.
 Deploying is idempotent: the project is found by name, its runs are replaced by one report per
 day of the log after the reference window (reference vs that day), and the dashboard model is
 saved whole. The reference band is drawn from two constant columns added to each day's data:
-the reference mean and the gate's floor (reference mean less the allowed drop).
+the reference mean and the gate's floor (reference mean less the allowed drop: the relative
+threshold or the sampling-noise band, whichever is wider, as the gate has it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from monitoring.list_metrics import DIVERSITY, RELEVANCE
-from monitoring.reports import MonitorConfig, output_dir, run_report
+from monitoring.reports import MonitorConfig, output_dir, run_report, sampling_noise
 from pipelines.errors import AigqError
 
 PROJECT = "AIGQ HintQ suggestions"
@@ -31,10 +32,11 @@ def with_band(frame: pd.DataFrame, reference: pd.DataFrame, cfg: MonitorConfig) 
     """Constant reference-mean and floor columns, so line plots can draw the reference band."""
     out = frame.copy()
     drops = {DIVERSITY: cfg.diversity_drop, RELEVANCE: cfg.relevance_drop}
+    noise = sampling_noise(reference, frame, cfg.noise_z)
     for column in BANDED:
         ref = float(reference[column].mean())
         out[f"reference_{column}"] = ref
-        out[f"floor_{column}"] = ref * (1 - drops[column])
+        out[f"floor_{column}"] = ref - max(ref * drops[column], noise.get(column, 0.0))
     return out
 
 

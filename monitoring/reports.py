@@ -3,7 +3,8 @@
 A reference window (by default the first `reference_days` days of the log) against a current
 window (by default its last day): drift of every per-list column (wasserstein for numbers, as
 K-S flags everything at this size), mean-value tests with relative thresholds (diversity may not
-drop more than `diversity_drop`, relevance more than `relevance_drop`: both critical), and
+drop more than `diversity_drop`, relevance more than `relevance_drop`: both critical; a drop must
+also exceed `noise_z` standard errors, so a day of few lists does not fail on chance), and
 NDCG/HitRate/MRR@8 (`no_feedback_users=True`) where click feedback exists. Snapshots go to
 $AIGQ_HOME/monitoring/ as HTML and JSON; `gate` exits non-zero naming each failed critical test.
 """
@@ -36,6 +37,8 @@ class MonitorConfig:
     current_day: str = option("", "current window: this day (ISO date; default the log's last day)")
     diversity_drop: float = option(0.15, "critical: mean distinct categories may drop at most this share")
     relevance_drop: float = option(0.10, "critical: mean CTR score may drop at most this share")
+    noise_z: float = option(2.0, "critical drops must also exceed this many standard errors of the difference "
+                                 "of the window means (0: the relative thresholds alone)")
     drift_method: str = option("wasserstein", "drift method for the per-list columns (wasserstein | jensenshannon)")
     drift_threshold: float = option(0.3, "drift score above which a column drifted (wasserstein: in reference std units)")
     output_dir: str = option("", "snapshots folder (default $AIGQ_HOME/monitoring)")
@@ -104,7 +107,10 @@ def _span(frame: pd.DataFrame) -> str:
     return f"{frame['day'].min().date()}..{frame['day'].max().date()}"
 
 
-def build_report(cfg: MonitorConfig, with_ranking: bool, columns: list[str], extra: tuple[str, ...] = ()):
+def build_report(cfg: MonitorConfig, with_ranking: bool, columns: list[str], extra: tuple[str, ...] = (),
+                 noise: dict[str, float] | None = None):
+    """`noise`: per critical column, the absolute drop that sampling alone explains (Evidently's
+    tolerance is the larger of the relative and the absolute band)."""
     from evidently import Report
     from evidently.metrics import DriftedColumnsCount, MeanValue, ValueDrift
     from evidently.tests import Reference, gte
@@ -113,7 +119,10 @@ def build_report(cfg: MonitorConfig, with_ranking: bool, columns: list[str], ext
     metrics += [ValueDrift(column=c, method=cfg.drift_method, threshold=cfg.drift_threshold) for c in columns]
     drops = {DIVERSITY: cfg.diversity_drop, RELEVANCE: cfg.relevance_drop}
     for column in columns:
-        tests = [gte(Reference(relative=drops[column]), is_critical=True)] if column in drops else []
+        tests = []
+        if column in drops:
+            band = Reference(relative=drops[column], absolute=(noise or {}).get(column))
+            tests = [gte(band, is_critical=True)]
         metrics.append(MeanValue(column=column, tests=tests))
     metrics += [MeanValue(column=column) for column in extra]  # e.g. the dashboard's reference band
     if with_ranking:
@@ -158,11 +167,22 @@ def run_report(cfg: MonitorConfig, reference: pd.DataFrame, current: pd.DataFram
     extra = tuple(c for c in current.columns if c.startswith(("reference_", "floor_")))
     # a column with no values in a window (no click feedback, no ranked list) cannot be compared
     columns = [c for c in COLUMNS if reference[c].notna().any() and current[c].notna().any()]
-    report = build_report(cfg, ranking is not None, columns, extra)
+    report = build_report(cfg, ranking is not None, columns, extra, sampling_noise(reference, current, cfg.noise_z))
     ref_rank = ranking[ranking["request_id"].isin(set(reference["request_id"]))] if ranking is not None else None
     cur_rank = ranking[ranking["request_id"].isin(set(current["request_id"]))] if ranking is not None else None
     return report.run(current_data=dataset(current, cur_rank, extra),
                       reference_data=dataset(reference, ref_rank, extra), timestamp=timestamp)
+
+
+def sampling_noise(reference: pd.DataFrame, current: pd.DataFrame, z: float) -> dict[str, float]:
+    """z standard errors of the difference of the two window means, per critical column: at
+    40 lists a day the mean CTR score moves ~7% between healthy days by chance alone."""
+    out = {}
+    for column in CRITICAL:
+        ref, cur = reference[column].dropna(), current[column].dropna()
+        if len(ref) > 1 and len(cur) > 1:
+            out[column] = float(z * (ref.var() / len(ref) + cur.var() / len(cur)) ** 0.5)
+    return out
 
 
 def failed_critical(snapshot) -> list[str]:

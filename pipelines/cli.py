@@ -213,6 +213,7 @@ def cmd_recommend(args) -> dict:
 def cmd_serve(args) -> int:
     from serving import launch
 
+    os.environ["AIGQ_FEATURE_STORE"] = args.store  # the BentoML orchestrator reads it
     if args.server == "bento":
         os.environ.setdefault("BENTOML_HOME", str(Path(os.environ["AIGQ_HOME"]) / "bentoml"))
         from bentos.models import register_all
@@ -514,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv = sub.add_parser("serve", help="start the model servers on 127.0.0.1: bento | kserve")
     srv.add_argument("server", choices=["bento", "kserve"])
     srv.add_argument("--port", type=int, default=3000, help="HintQ port (KServe's predictor takes port + 1)")
-    srv.add_argument("--store", choices=list(STORES), default="sqlite", help="feature store (kserve)")
+    srv.add_argument("--store", choices=list(STORES), default="sqlite", help="online feature store the servers read")
     srv.add_argument("--register-only", action="store_true", help="bento: register the models and exit "
                      "(then `bentoml serve bentos.service:HintQ`)")
     srv.set_defaults(func=cmd_serve)

@@ -184,20 +184,25 @@ def push_lists(fs, rows: pd.DataFrame) -> None:
     fs.push("direct_candidates_push", frame, to=PushMode.ONLINE)
 
 
-def open_run(engine: sa.Engine, model_version: str, initial_days: float) -> dict | None:
+def job_name(store: str) -> str:
+    """One watermark per online store: switching to Redis fills Redis from the start."""
+    return JOB if store == "sqlite" else f"{JOB}@{store}"
+
+
+def open_run(engine: sa.Engine, model_version: str, initial_days: float, job: str = JOB) -> dict | None:
     """The unfinished run to resume, else a new run over (watermark, newest event]; None if no
     new activity."""
     with engine.begin() as conn:
-        row = conn.execute(sa.select(runs).where(runs.c.job == JOB, runs.c.status == "running")
+        row = conn.execute(sa.select(runs).where(runs.c.job == job, runs.c.status == "running")
                            .order_by(runs.c.run_id)).mappings().first()
         if row is not None:
             return dict(row)
         until = newest_event()
-        mark = conn.execute(sa.select(watermarks.c.watermark).where(watermarks.c.job == JOB)).scalar()
+        mark = conn.execute(sa.select(watermarks.c.watermark).where(watermarks.c.job == job)).scalar()
         since = _utc(mark) if mark is not None else until - timedelta(days=initial_days)
         if until <= since:
             return None
-        run = {"job": JOB, "since": since, "until": until, "model_version": model_version, "status": "running",
+        run = {"job": job, "since": since, "until": until, "model_version": model_version, "status": "running",
                "users": 0, "started_at": datetime.now(timezone.utc)}
         run["run_id"] = conn.execute(runs.insert().values(**run)).inserted_primary_key[0]
         return run
@@ -238,9 +243,9 @@ def finish_run(engine: sa.Engine, run: dict, n_users: int) -> None:
     with engine.begin() as conn:
         conn.execute(runs.update().where(runs.c.run_id == run["run_id"])
                      .values(status="done", users=n_users, finished_at=datetime.now(timezone.utc)))
-        updated = conn.execute(watermarks.update().where(watermarks.c.job == JOB).values(watermark=run["until"]))
+        updated = conn.execute(watermarks.update().where(watermarks.c.job == run["job"]).values(watermark=run["until"]))
         if updated.rowcount == 0:
-            conn.execute(watermarks.insert().values(job=JOB, watermark=run["until"]))
+            conn.execute(watermarks.insert().values(job=run["job"], watermark=run["until"]))
 
 
 def main(cfg: NearlineConfig, fs=None, on_batch: Callable[[int], None] | None = None) -> dict:
@@ -255,7 +260,7 @@ def main(cfg: NearlineConfig, fs=None, on_batch: Callable[[int], None] | None = 
         from models.generator import model_version
 
         version = model_version(model_dir)
-        run = open_run(engine, version, cfg.initial_days)
+        run = open_run(engine, version, cfg.initial_days, job_name(cfg.store))
         if run is None:
             return {"status": "up to date", "users": 0, "generated": 0}
         fs = fs or open_store(cfg.store)
@@ -293,11 +298,11 @@ def main(cfg: NearlineConfig, fs=None, on_batch: Callable[[int], None] | None = 
         engine.dispose()
 
 
-def watermark(url: str = "") -> datetime | None:
+def watermark(url: str = "", store: str = "sqlite") -> datetime | None:
     engine = state_engine(url)
     try:
         with engine.connect() as conn:
-            mark = conn.execute(sa.select(watermarks.c.watermark).where(watermarks.c.job == JOB)).scalar()
+            mark = conn.execute(sa.select(watermarks.c.watermark).where(watermarks.c.job == job_name(store))).scalar()
         return _utc(mark) if mark is not None else None
     finally:
         engine.dispose()

@@ -123,6 +123,10 @@ class ServingConfig:
     query_cache_seconds: float = option(600.0, "query features are cached this long (they change daily)")
     store_retry_seconds: float = option(2.0, "after an online-store failure, serve the cached popular list this "
                                              "long before trying the store again")
+    ranker_retry_seconds: float = option(2.0, "after a ranker failure, serve the merge order this long before "
+                                              "calling the ranker again")
+    store_timeout_seconds: float = option(0.25, "an online-store read waits at most this long (Redis socket "
+                                                "timeouts, SQLite busy timeout) before the request degrades")
     log_url: str = option("", "serving log SQLAlchemy URL (default $AIGQ_SERVING_LOG_URL or SQLite under "
                               "$AIGQ_HOME/serving)")
     log: bool = option(True, "log every answer")
@@ -217,9 +221,10 @@ class HintQ:
         self.direct_fn, self.direct_version = direct_fn, direct_version
         if direct_fn is None and self.cfg.direct_model:
             self.direct_fn, self.direct_version = local_direct(self.cfg.direct_model, self.catalogue)
-        self.store = store if store is not None else open_online_store(self.cfg.store)
+        self.store = store if store is not None else open_online_store(self.cfg.store, self.cfg.store_timeout_seconds)
         self._query_cache: dict[str, tuple[float, dict]] = {}
         self._store_down_until = 0.0
+        self._ranker_down_until = 0.0
         # registry lookups cost ~1.5 ms each: resolve the services once, not per request
         self.user_service = self.store.get_feature_service(USER_SERVICE)
         self.think_service = self.store.get_feature_service(THINK_SERVICE)
@@ -281,18 +286,21 @@ class HintQ:
         direct = user.get("direct_queries") or []
         if user.get("direct_model_version"):
             versions["direct"] = user["direct_model_version"]
+        partial = ""  # a part that failed after the user's features: the answer is degraded
         if not direct and self.direct_fn is not None:
             try:
                 direct = self.direct_fn(user)
                 versions["direct"] = self.direct_version
             except Exception as e:  # noqa: BLE001 - the generator is optional: serve without it
                 log.warning("Direct generation failed: %s", e)
+                partial = f"Direct generation failed: {type(e).__name__}"
         lists: dict[str, list[str]] = {"direct": direct}
         try:
             think, think_version = self.think_lists(self.triggers(user, request))
         except Exception as e:  # noqa: BLE001
             log.warning("think lookup failed: %s", e)
             think, think_version = [], None
+            partial = partial or f"think lookup failed: {type(e).__name__}"
         if think_version:
             versions["think"] = think_version
         from pipelines.baselines import pool
@@ -305,14 +313,14 @@ class HintQ:
             qfeats = self.query_features(candidates)
         except Exception as e:  # noqa: BLE001
             log.warning("query features unavailable: %s", e)
-            qfeats = {}
+            qfeats, partial = {}, partial or f"query features unavailable: {type(e).__name__}"
         user_row = {k: v for k, v in user.items() if k not in ("direct_queries", "direct_model_version")}
         rows = [{**user_row, **qfeats.get(q, {}), "query": q, "position": 0} for q in candidates]
         categories = [qfeats.get(q, {}).get("query_category_id") or self.catalogue.category(q) for q in candidates]
         prior = [1.0 / (1 + i) for i in range(len(candidates))]
         interests = list(zip(user.get("top_categories_30d") or [], user.get("top_category_weights_30d") or []))
         return Prepared(request, request_id, started, candidates, sources, categories, rows, prior, versions,
-                        interests=interests)
+                        degraded_reason=partial, interests=interests)
 
     def finish(self, prepared: Prepared, scores: Sequence[float] | None, degraded_reason: str = "") -> dict:
         """Rank, cut to K, log; `scores` None means the ranker was unavailable (degraded)."""
@@ -340,14 +348,29 @@ class HintQ:
         """The whole path in process."""
         request = request if isinstance(request, HintQRequest) else parse_request(request)
         prepared = self.prepare(request)
-        if not prepared.rows:  # the popular list: already ordered, nothing to score
-            return self.finish(prepared, prepared.prior)
+        skipped = self.without_ranker(prepared)
+        if skipped is not None:
+            return self.finish(prepared, *skipped)
         try:
             scores = self.scorer(prepared.rows)
         except Exception as e:  # noqa: BLE001 - a failing ranker degrades to the merge order
-            log.warning("CTR scorer failed: %s", e)
-            return self.finish(prepared, None, f"ranker unavailable: {type(e).__name__}")
+            return self.finish(prepared, None, self.ranker_failed(e))
         return self.finish(prepared, scores)
+
+    def without_ranker(self, prepared: Prepared) -> tuple[list[float] | None, str] | None:
+        """(scores, degraded reason) when the ranker is not to be called, else None: the popular
+        list is already ordered; after a ranker failure the merge order is served for
+        `ranker_retry_seconds` (a dead ranker is not waited on by every request)."""
+        if not prepared.rows:
+            return prepared.prior, ""
+        if time.monotonic() < self._ranker_down_until:
+            return None, "ranker unavailable (circuit open)"
+        return None
+
+    def ranker_failed(self, error: Exception) -> str:
+        log.warning("CTR scorer failed: %s", error)
+        self._ranker_down_until = time.monotonic() + self.cfg.ranker_retry_seconds
+        return f"ranker unavailable: {type(error).__name__}"
 
     # ---- helpers ---------------------------------------------------------------------------
     def triggers(self, user: Mapping, request: HintQRequest) -> list[str]:
@@ -497,12 +520,37 @@ class RecordScorer:
         return self.scorer.score_rows(columns).tolist() if rows else []
 
 
-def open_online_store(store: str):
+def open_online_store(store: str, timeout_s: float = 0.25):
+    """The Feast store for serving, its reads bounded by `timeout_s`: a hung Redis or a locked
+    SQLite file fails the read fast (the request degrades) instead of holding every worker."""
     from pipelines.features import open_store
 
     try:
-        return open_store(store)
+        fs = open_store(store)
     except AigqError:
         raise
     except Exception as e:  # noqa: BLE001
         raise AigqError(f"cannot open the feature store ({store}): {type(e).__name__}: {e}"[:400]) from None
+    bound_store_reads(fs, timeout_s)
+    return fs
+
+
+def bound_store_reads(fs, timeout_s: float) -> None:
+    online = fs.config.online_store
+    if online.type == "redis":
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        # Feast passes `key=value` items of the connection string to redis-py and creates the
+        # client once, here: serving only (materialize keeps its own client and defaults)
+        extra = [f"{k}={timeout_s}" for k in ("socket_timeout", "socket_connect_timeout")
+                 if f"{k}=" not in online.connection_string]
+        online.connection_string = ",".join([online.connection_string, *extra])
+        client = fs._get_provider().online_store._get_client(online)
+        # redis-py 7 retries a timed-out read 3 times with backoff from 1 s: seconds per request
+        # on a hung Redis. One immediate retry still replaces a stale pooled connection.
+        client.set_retry(Retry(NoBackoff(), 1))
+    elif online.type == "sqlite":
+        # Feast opens one connection with sqlite3's 5 s busy wait; there is no config key for it
+        conn = fs._get_provider().online_store._get_conn(fs.config)
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")

@@ -53,6 +53,51 @@ def bind_loopback(host: str) -> None:
     rest.uvicorn = LoopbackUvicorn()
 
 
+def harden_rest_app() -> None:
+    """Two changes to KServe's REST app, made where it adds its exception handlers: (1) the model
+    repository routes (`/v2/repository/models/NAME/load|unload`) answer 404: models load at
+    start-up here, and an open `unload` would let any client take the serving model down;
+    (2) a versioned model URL (`/v2/models/NAME/versions/V/...`) is a 404, not KServe's 501 Not
+    Implemented (no version is served here: a client error, not a 5xx)."""
+    from fastapi.responses import JSONResponse
+
+    import kserve.protocol.rest.server as rest
+
+    async def version_not_found(_, exc):
+        return JSONResponse(status_code=404, content={"error": f"no such model version: {exc} "
+                                                               "(address the model without /versions/...)"})
+
+    class NoModelRepository:  # plain ASGI: independent of how FastAPI nests included routers
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] == "http" and "/repository/" in scope.get("path", ""):
+                response = JSONResponse(status_code=404, content={
+                    "error": "the model repository API is disabled: models are loaded at start-up"})
+                await response(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+
+    add_handlers = rest.RESTServer._add_exception_handlers
+
+    async def invalid_request(_, exc):
+        # FastAPI echoes the input in its validation errors; an input holding NaN/Infinity then
+        # fails to render (a 500). Name the fields, not the values.
+        errors = [{"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()]
+        return JSONResponse(status_code=400, content={"error": "invalid request body", "detail": errors})
+
+    def hardened(self, app):
+        from fastapi.exceptions import RequestValidationError
+
+        add_handlers(self, app)
+        app.add_exception_handler(NotImplementedError, version_not_found)
+        app.add_exception_handler(RequestValidationError, invalid_request)
+        app.add_middleware(NoModelRepository)
+
+    rest.RESTServer._add_exception_handlers = hardened
+
+
 def decode_v1(payload: Any, what: str, limit: int) -> list:
     """`instances` of a v1 body (dict, or raw bytes when the client sent no JSON content type)."""
     from kserve.errors import InvalidInput
@@ -162,22 +207,19 @@ def build_models():
             return True
 
         async def _scores(self, prepared, headers):
-            if not prepared.rows:
-                return [], ""
-            if not self.remote:
-                try:
-                    return await asyncio.to_thread(self.core.scorer, prepared.rows), ""
-                except Exception as e:  # noqa: BLE001
-                    return None, f"ranker unavailable: {type(e).__name__}"
+            skipped = self.core.without_ranker(prepared)
+            if skipped is not None:
+                return skipped
             try:
+                if not self.remote:
+                    return await asyncio.to_thread(self.core.scorer, prepared.rows), ""
                 res = await self._http_client.infer(self.predictor_config.predictor_base_url, model_name=CTR_NAME,
                                                     data={"instances": prepared.rows},
                                                     headers={"Content-Type": "application/json"})
                 prepared.model_versions["ctr"] = res.get("model_version", "remote")
                 return res["predictions"], ""
             except Exception as e:  # noqa: BLE001 - predictor down or failing: degrade, never 5xx
-                log.warning("CTR predictor call failed: %s", e)
-                return None, f"ranker unavailable: {type(e).__name__}"
+                return None, self.core.ranker_failed(e)
 
         async def predict(self, payload, headers=None, response_headers=None):
             from serving.hintq import RequestError, parse_request
@@ -227,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     from kserve.model_server import PredictorConfig
 
     bind_loopback(args.host)
+    harden_rest_app()
     ctr_cls, direct_cls, hintq_cls = build_models()
     try:
         if args.role == "predictor":
@@ -235,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             models = [hintq_cls(store=args.store)]
             config = PredictorConfig(predictor_host=args.predictor_host, predictor_protocol="v1",
-                                     predictor_request_timeout_seconds=5,
+                                     predictor_request_timeout_seconds=1,
                                      predictor_request_retries=1) if args.predictor_host else None
         # the server first: it publishes the predictor config that the transformer's load reads
         server = kserve.ModelServer(http_port=args.http_port, enable_grpc=False, workers=args.workers,

@@ -1,5 +1,6 @@
 """`aigq serve bento|kserve`: start the servers on 127.0.0.1 as child processes, wait until each
-answers its readiness URL, and stop them all together (Ctrl-C, SIGTERM, or one of them dying)."""
+answers its readiness URL, restart one that dies, and stop them all together (Ctrl-C, SIGTERM,
+or a crash loop)."""
 
 from __future__ import annotations
 
@@ -50,19 +51,22 @@ def server_env() -> dict:
     return env
 
 
-def spawn(server: str, port: int, home: Path, timeout: float = 240.0) -> subprocess.Popen:
-    """`aigq serve SERVER --port PORT` in the background (its own process group) once it says it
-    is ready; for tests and benchmarks. Stop it with `stop_spawned`."""
+def spawn(server: str, port: int, home: Path, timeout: float = 240.0, store: str = "sqlite",
+          env: dict | None = None) -> subprocess.Popen:
+    """`aigq serve SERVER --port PORT --store STORE` in the background (its own process group)
+    once it says it is ready; for tests and benchmarks. Stop it with `stop_spawned`."""
     import threading
 
     aigq = str(Path(sys.executable).with_name("aigq"))
-    proc = subprocess.Popen([aigq, "serve", server, "--port", str(port)], env={**os.environ, "AIGQ_HOME": str(home)},
+    proc = subprocess.Popen([aigq, "serve", server, "--port", str(port), "--store", store],
+                            env={**os.environ, **(env or {}), "AIGQ_HOME": str(home)},
                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
+        if not line:  # end of output: the server is exiting (keep what it said, not empty reads)
+            proc.wait(timeout=30)
             raise AigqError(f"aigq serve {server} exited {proc.returncode}:\n" + "".join(lines[-30:]))
         lines.append(line)
         if "[aigq] ready:" in line:
@@ -100,8 +104,14 @@ def wait_ready(child: Child, proc: subprocess.Popen, timeout: float) -> None:
     raise AigqError(f"{child.name} not ready at {child.ready_url} after {timeout:.0f}s")
 
 
-def run(children: list[Child], timeout: float = 240.0, on_ready=None) -> int:
+def run(children: list[Child], timeout: float = 240.0, on_ready=None, max_restarts: int = 5,
+        restart_window_s: float = 60.0) -> int:
+    """Start the children in order, each once the previous is ready, and supervise them: a child
+    that dies is started again (what kubelet or BentoML's arbiter does), so a crashed predictor
+    comes back while the transformer serves degraded answers. More than `max_restarts` deaths
+    within `restart_window_s` stops everything with an error (a crash loop is not hidden)."""
     procs: list[subprocess.Popen] = []
+    deaths: list[float] = []
 
     def stop(*_):
         for p in procs:
@@ -123,10 +133,20 @@ def run(children: list[Child], timeout: float = 240.0, on_ready=None) -> int:
             wait_ready(child, procs[-1], timeout)
         if on_ready:
             on_ready()
-        while all(p.poll() is None for p in procs):
+        while True:
             time.sleep(0.5)
-        dead = next(c for c, p in zip(children, procs) if p.poll() is not None)
-        raise AigqError(f"{dead.name} stopped (exit code {procs[children.index(dead)].returncode}); stopping the rest")
+            for i, (child, proc) in enumerate(zip(children, procs)):
+                if proc.poll() is None:
+                    continue
+                now = time.monotonic()
+                deaths[:] = [t for t in deaths if now - t < restart_window_s] + [now]
+                if len(deaths) > max_restarts:
+                    raise AigqError(f"{child.name} stopped (exit code {proc.returncode}); {len(deaths)} deaths "
+                                    f"in {restart_window_s:.0f}s, stopping the rest")
+                print(f"[aigq] {child.name} exited (code {proc.returncode}); restarting it", file=sys.stderr, flush=True)
+                procs[i] = subprocess.Popen(child.argv, cwd=PROJECT_ROOT, env=server_env())
+                wait_ready(child, procs[i], timeout)
+                print(f"[aigq] {child.name} ready again", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         return 0
     finally:

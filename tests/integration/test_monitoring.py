@@ -27,7 +27,7 @@ def monitored(served_home, tmp_path_factory):
     shutil.copytree(served_home["home"], home)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIGQ_HOME", str(home))
-        out = scenario.main(scenario.ScenarioConfig(days=4, requests_per_day=40, degrade_from_day=2))
+        out = scenario.main(scenario.ScenarioConfig(days=4, requests_per_day=150, degrade_from_day=2))
         cfg = reports.MonitorConfig(reference_days=1)
         deployed = dashboards.deploy(cfg)
         again = dashboards.deploy(cfg)

@@ -1,0 +1,82 @@
+"""Helpers for tests that call the HintQ servers over HTTP."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    proc: subprocess.Popen  # the `aigq serve` launcher (its process group holds the servers)
+
+    def url(self, path: str, port_offset: int = 0) -> str:
+        return f"http://127.0.0.1:{self.port + port_offset}{path}"
+
+
+def free_port() -> int:
+    """A free port whose successor is free too (KServe's predictor takes port + 1)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with socket.socket() as s2:
+            try:
+                s2.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port pair")
+
+
+def post(url: str, body, content_type: str | None = "application/json", timeout: float = 30) -> tuple[int, dict | str]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST",
+                                 headers={"Content-Type": content_type} if content_type else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        text = e.read().decode(errors="replace")
+        try:
+            return e.code, json.loads(text)
+        except ValueError:
+            return e.code, text
+
+
+def known_users(home: Path, n: int = 1) -> list[str]:
+    """The most active users of the home's logs (they have features and a nearline list)."""
+    return list(pd.read_parquet(home / "data" / "sessions.parquet")["user_id"].value_counts().index[:n])
+
+
+def known_user(home: Path) -> str:
+    return known_users(home)[0]
+
+
+def answer_of(body: dict) -> dict:
+    """The HintQ answer from either server's response (KServe wraps it in `predictions`)."""
+    return body["predictions"][0] if "predictions" in body else body
+
+
+def has_message(body) -> bool:
+    """A 4xx body says what is wrong: a non-empty text, or JSON with an error/detail message."""
+    if isinstance(body, str):
+        return bool(body.strip())
+    text = json.dumps(body)
+    return any(k in body for k in ("error", "detail", "message")) and len(text) > 20
+
+
+HINTQ_PATHS = {"bento": "/recommend", "kserve": "/v1/models/hintq:predict"}
+
+
+def hintq_body(server: str, request: dict) -> dict:
+    return request if server == "bento" else {"instances": [request]}
