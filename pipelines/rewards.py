@@ -9,6 +9,9 @@ per completion; nothing here reads logs or the world's ground truth.
 - coverage: share of the user's top-3 interest categories the list touches;
 - novelty: share of queries the user has not searched recently;
 - format: usable (well-formed, distinct, valid) queries over K;
+- popularity: how often users search each query of the user's interest categories (log-scaled
+  30-day search counts from the daily query statistics), position-discounted: keeps the list on
+  queries people type, not rare attribute variants;
 - ctr: the CTR model's position-discounted click probability, one batched forward pass per call.
 """
 
@@ -23,7 +26,7 @@ import numpy as np
 from models.generator import as_list, candidates
 from pipelines.metrics import text_embedding
 
-COMPONENTS = ("relevance", "diversity", "coverage", "novelty", "format", "ctr")
+COMPONENTS = ("relevance", "diversity", "coverage", "novelty", "format", "popularity", "ctr")
 
 
 def completion_text(completion) -> str:
@@ -51,6 +54,8 @@ class RewardContext:
     # share of relevance from text similarity to recent searches; kept small because it pulled
     # GRPO towards rare attribute variants of past searches (see reports/grpo_ablation.md)
     text_weight: float = 0.1
+    # query -> log1p(30-day searches) / log1p(the most searched query's), as of the training cut-off
+    query_popularity: Mapping[str, float] | None = None
 
     def parse(self, completion) -> list[str]:
         return [q for q in candidates(completion_text(completion)) if self.is_valid(q)][: self.k]
@@ -118,6 +123,17 @@ def make_rewards(rc: RewardContext) -> dict[str, Callable]:
 
     format_.__name__ = "format"
 
+    def popularity(prompts, completions, **kwargs) -> list[float]:
+        # only queries in the user's interests count: globally popular lists are not the aim
+        pop = rc.query_popularity or {}
+        out = []
+        for comp, ctx in zip(completions, _contexts(kwargs, len(completions))):
+            interests = set(as_list(ctx.get("top_categories_30d"))) | set(as_list(ctx.get("top_categories_7d"))) \
+                | set(as_list(ctx.get("recent_click_categories")))
+            out.append(float(sum(disc[i] * pop.get(q, 0.0) for i, q in enumerate(rc.parse(comp))
+                                 if rc.category_of(q) in interests)))
+        return out
+
     def ctr(prompts, completions, **kwargs) -> list[float]:
         if rc.ctr_scorer is None:
             return [0.0] * len(completions)
@@ -130,7 +146,7 @@ def make_rewards(rc: RewardContext) -> dict[str, Callable]:
         return [float(np.dot(p, disc[:len(p)])) for p in probs]
 
     return {"relevance": relevance, "diversity": diversity, "coverage": coverage, "novelty": novelty,
-            "format": format_, "ctr": ctr}
+            "format": format_, "popularity": popularity, "ctr": ctr}
 
 
 def total_reward(rewards: Mapping[str, Callable], weights: Mapping[str, float], prompts: Sequence[str],

@@ -34,10 +34,12 @@ class TrainGRPOConfig:
     # weighted sum (GDPO) so the small-valued CTR reward is not drowned; novelty off because it
     # pulled lists towards rare attribute variants users click less
     w_relevance: float = option(2.0, "weight of the per-query relevance reward")
-    w_diversity: float = option(1.0, "weight of the distinct-categories reward")
+    w_diversity: float = option(3.0, "weight of the distinct-categories reward")
     w_coverage: float = option(0.5, "weight of the interest-coverage reward")
     w_novelty: float = option(0.0, "weight of the not-recently-searched reward")
     w_format: float = option(0.5, "weight of the format reward (K usable queries)")
+    w_popularity: float = option(4.0, "weight of the searched-in-your-interests reward (log-scaled query "
+                                            "search counts; counters the drift to rare variants users never type)")
     w_ctr: float = option(2.0, "weight of the CTR-model reward (0: no CTR model needed)")
     max_steps: int = option(100, "optimiser steps (about 1 s each on 2 cores)")
     batch_size: int = option(32, "completions per step (a multiple of num_generations)")
@@ -58,14 +60,32 @@ class TrainGRPOConfig:
 
     def weights(self) -> dict[str, float]:
         return {"relevance": self.w_relevance, "diversity": self.w_diversity, "coverage": self.w_coverage,
-                "novelty": self.w_novelty, "format": self.w_format, "ctr": self.w_ctr}
+                "novelty": self.w_novelty, "format": self.w_format, "popularity": self.w_popularity, "ctr": self.w_ctr}
 
 
 def model_dir(cfg: TrainGRPOConfig | None = None) -> Path:
     return Path(cfg.output_dir) if cfg and cfg.output_dir else aigq_home() / "models" / "direct_grpo"
 
 
-def reward_context(home: Path, k: int = 8, with_ctr: bool = True, with_query_stats: bool = False):
+def training_cutoff(home: Path, holdout_days: float) -> pd.Timestamp:
+    """Session starts from here on are held out (the evaluation's window)."""
+    starts = pd.read_parquet(home / "frames" / "sft_contexts.parquet", columns=["event_timestamp"])["event_timestamp"]
+    return starts.max() - pd.Timedelta(days=holdout_days)
+
+
+def query_popularity(home: Path, cutoff) -> dict[str, float]:
+    """log1p(30-day searches) of each query, scaled to [0, 1], from the last daily statistics
+    before the cut-off (later ones would leak the held-out days into training)."""
+    from pipelines.hybrid_policy import query_stats_at
+
+    stats = query_stats_at(home / "features" / "query_stats.parquet", cutoff)
+    logs = {q: float(np.log1p(r.get("q_n_search_30d") or 0.0)) for q, r in stats.items()}
+    top = max(logs.values(), default=0.0) or 1.0
+    return {q: v / top for q, v in logs.items()}
+
+
+def reward_context(home: Path, k: int = 8, with_ctr: bool = True, with_query_stats: bool = False,
+                   popularity_cutoff=None):
     """Catalogue lookups, the CTR scorer and (optionally) per-query CTR features for the rewards.
 
     Query statistics are off by default: historical CTR/COEC come from legacy placements (popular
@@ -92,8 +112,10 @@ def reward_context(home: Path, k: int = 8, with_ctr: bool = True, with_query_sta
             latest = stats.sort_values("event_timestamp").drop_duplicates("query", keep="last")
             feats = {r["query"]: {k: v for k, v in r.items() if k not in ("event_timestamp",)}
                      for r in latest.to_dict("records")}
+    popularity = query_popularity(home, popularity_cutoff) if popularity_cutoff is not None else None
     return RewardContext(category_of=lambda q: vocab.get(q) or longest_named(q, ptypes),
-                         is_valid=catalogue_validator(queries), k=k, ctr_scorer=scorer, query_features=feats)
+                         is_valid=catalogue_validator(queries), k=k, ctr_scorer=scorer, query_features=feats,
+                         query_popularity=popularity)
 
 
 def heldout_prompts(home: Path, cfg: TrainGRPOConfig) -> pd.DataFrame:
@@ -101,7 +123,7 @@ def heldout_prompts(home: Path, cfg: TrainGRPOConfig) -> pd.DataFrame:
     from pipelines.datasets import context_json, prompts_for
 
     ctx = pd.read_parquet(home / "frames" / "sft_contexts.parquet")
-    cutoff = ctx["event_timestamp"].max() - pd.Timedelta(days=cfg.holdout_days)
+    cutoff = training_cutoff(home, cfg.holdout_days)
     held = ctx[ctx["event_timestamp"] >= cutoff]
     held = held.sample(min(cfg.eval_prompts, len(held)), random_state=cfg.seed)
     records = held.to_dict("records")
@@ -147,7 +169,8 @@ def train(cfg: TrainGRPOConfig, samples: pd.DataFrame | None = None) -> dict:
         raise AigqError(f"adapter {cfg.adapter!r}: expected full or lora")
     weights = cfg.weights()
     active = {n: w for n, w in weights.items() if w}
-    rewards = make_rewards(reward_context(home, with_ctr=bool(cfg.w_ctr)))
+    rewards = make_rewards(reward_context(home, with_ctr=bool(cfg.w_ctr), popularity_cutoff=training_cutoff(
+        home, cfg.holdout_days) if cfg.w_popularity else None))
     funcs = [rewards[n] for n in active]
     if samples is None:
         samples = load_samples(TrainSFTConfig(holdout_days=cfg.holdout_days, seed=cfg.seed))

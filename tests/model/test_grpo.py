@@ -49,6 +49,21 @@ def test_ctr_reward_is_one_batched_forward_pass(direct_home, monkeypatch):
     assert out[0] > out[1] > 0 and out[2] == 0.0  # more usable queries, more expected clicks
 
 
+def test_popularity_comes_from_statistics_before_the_holdout(direct_home):
+    import pandas as pd
+
+    home = direct_home["home"]
+    cutoff = train_grpo.training_cutoff(home, 5.0)
+    pop = train_grpo.query_popularity(home, cutoff)
+    stats = pd.read_parquet(home / "features" / "query_stats.parquet")
+    before = stats[stats["event_timestamp"] <= cutoff]
+    assert pop and max(pop.values()) == pytest.approx(1.0) and min(pop.values()) >= 0.0
+    assert set(pop) == set(before["query"])  # queries first searched in the held-out days are unknown here
+    latest = before.sort_values("event_timestamp").drop_duplicates("query", keep="last").set_index("query")
+    most = latest["q_n_search_30d"].idxmax()
+    assert pop[most] == 1.0
+
+
 def test_bad_group_size_is_named(direct_home, monkeypatch):
     from pipelines.errors import AigqError
 

@@ -53,8 +53,19 @@ def test_coverage_and_novelty(rewards):
     assert nov == [0.5]  # red dress and tent were searched recently
 
 
+def test_popularity_counts_searched_queries_in_the_users_interests_only():
+    popular = {"maxi dress": 1.0, "linen dress": 0.9, "tent": 0.8, "mug": 0.1, "lamp": 1.0, "desk lamp": 1.0}
+    rewards = make_rewards(RewardContext(category_of=CATS.get, is_valid=lambda q: q in CATS, k=4,
+                                         query_popularity=popular))
+    searched, rare, elsewhere = score(rewards, "popularity", [["maxi dress", "linen dress", "tent", "teapot"],
+                                                              ["red dress", "sleeping bag", "mug", "teapot"],
+                                                              ["lamp", "desk lamp", "sofa", "lamp"]])
+    assert searched > 10 * rare > 0  # only mug (0.1) counts in the rare list
+    assert elsewhere == 0.0  # popular, but nowhere near the user's interests
+
+
 def test_garbage_scores_zero_everywhere_but_does_not_crash(rewards):
-    for name in ("relevance", "diversity", "coverage", "novelty", "format", "ctr"):  # ctr: no scorer here
+    for name in ("relevance", "diversity", "coverage", "novelty", "format", "popularity", "ctr"):  # no scorer, no stats
         assert score(rewards, name, ["<|endoftext|>", " ||| \x00 |"]) == [0.0, 0.0], name
 
 
