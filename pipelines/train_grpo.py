@@ -67,10 +67,14 @@ def model_dir(cfg: TrainGRPOConfig | None = None) -> Path:
     return Path(cfg.output_dir) if cfg and cfg.output_dir else aigq_home() / "models" / "direct_grpo"
 
 
-def training_cutoff(home: Path, holdout_days: float) -> pd.Timestamp:
+def holdout_start(session_starts: pd.Series, holdout_days: float) -> pd.Timestamp:
     """Session starts from here on are held out (the evaluation's window)."""
-    starts = pd.read_parquet(home / "frames" / "sft_contexts.parquet", columns=["event_timestamp"])["event_timestamp"]
-    return starts.max() - pd.Timedelta(days=holdout_days)
+    return session_starts.max() - pd.Timedelta(days=holdout_days)
+
+
+def training_cutoff(home: Path, holdout_days: float) -> pd.Timestamp:
+    starts = pd.read_parquet(home / "frames" / "sft_contexts.parquet", columns=["event_timestamp"])
+    return holdout_start(starts["event_timestamp"], holdout_days)
 
 
 def query_popularity(home: Path, cutoff) -> dict[str, float]:
@@ -123,7 +127,7 @@ def heldout_prompts(home: Path, cfg: TrainGRPOConfig) -> pd.DataFrame:
     from pipelines.datasets import context_json, prompts_for
 
     ctx = pd.read_parquet(home / "frames" / "sft_contexts.parquet")
-    cutoff = training_cutoff(home, cfg.holdout_days)
+    cutoff = holdout_start(ctx["event_timestamp"], cfg.holdout_days)  # the frame is already read
     held = ctx[ctx["event_timestamp"] >= cutoff]
     held = held.sample(min(cfg.eval_prompts, len(held)), random_state=cfg.seed)
     records = held.to_dict("records")
