@@ -50,7 +50,9 @@ class EventLog:
         return sl.stop - sl.start
 
     def recent_queries(self, user: str, t, n: int) -> list[str]:
-        """The last n distinct searches before t, most recent first."""
+        """The last n distinct searches before t, most recent first (none for n <= 0)."""
+        if n <= 0:
+            return []
         sl = self.before(user, t)
         out: list[str] = []
         for i in range(sl.stop - 1, sl.start - 1, -1):

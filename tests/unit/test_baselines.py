@@ -35,6 +35,13 @@ def test_popularity_decays_with_age():
     assert PopularityPolicy(log, CUTOFF, half_life_days=100).recommend("x", CUTOFF, 1) == ["tent"]
 
 
+def test_recent_queries_are_the_last_distinct_searches_and_none_for_n_zero():
+    log = EventLog(HAND)
+    assert log.recent_queries("b", ts("2026-03-06"), 2) == ["mug", "camping lantern"]
+    assert log.recent_queries("b", ts("2026-03-06"), 0) == []  # not every search ever made
+    assert log.recent_queries("a", ts("2026-03-01 10:00"), 3) == []  # strictly before t
+
+
 def test_coclick_follows_query_flow():
     log = EventLog(HAND)
     policy = CoClickPolicy(log, CUTOFF)
