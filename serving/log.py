@@ -13,6 +13,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
@@ -86,14 +87,23 @@ class ServingLog:
         row["server"] = row["server"] or "inprocess"
         self._queue.put(row)
 
-    def _drain(self, block: bool) -> list[dict]:
-        rows = []
+    def _drain(self) -> list[dict]:
+        """Up to `batch_size` rows: the first one waited for, then whatever arrives within
+        `flush_seconds` of it. A busy server then writes one transaction per batch, not one per
+        answer: each write holds the GIL that the request threads of the same process need."""
         try:
-            rows.append(self._queue.get(timeout=self.flush_seconds) if block else self._queue.get_nowait())
-            while len(rows) < self.batch_size:
-                rows.append(self._queue.get_nowait())
+            rows = [self._queue.get(timeout=self.flush_seconds)]
         except queue.Empty:
-            pass
+            return []
+        deadline = time.monotonic() + self.flush_seconds
+        while len(rows) < self.batch_size:
+            left = deadline - time.monotonic()
+            try:
+                # closing: take what is queued, wait for nothing more
+                rows.append(self._queue.get_nowait() if left <= 0 or self._stop.is_set()
+                            else self._queue.get(timeout=left))
+            except queue.Empty:
+                break
         return rows
 
     def _write(self, rows: list[dict]) -> None:
@@ -113,7 +123,7 @@ class ServingLog:
 
     def _run(self) -> None:
         while not self._stop.is_set() or not self._queue.empty():
-            rows = self._drain(block=True)
+            rows = self._drain()
             if rows:
                 self._write(rows)
                 for _ in rows:

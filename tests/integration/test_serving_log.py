@@ -42,6 +42,20 @@ def test_sqlite_log_round_trip_and_concurrent_writers(aigq_home):
     assert row["server"] == "inprocess" and not row["degraded"]
 
 
+def test_answers_arriving_one_by_one_are_written_in_batches_not_a_transaction_each(aigq_home):
+    aigq_home.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{aigq_home / 'log.db'}"
+    log = ServingLog(url, flush_seconds=0.5)
+    commits = []
+    sa.event.listen(log.engine, "commit", lambda conn: commits.append(1))
+    for i in range(40):  # a server answering every 2 ms: the writer wakes on the first answer
+        log.submit(record(i))
+        threading.Event().wait(0.002)
+    log.close()
+    assert log.written == 40 and len(read_log(url)) == 40
+    assert len(commits) <= 4, f"{len(commits)} transactions for 40 answers"
+
+
 def test_a_request_id_is_logged_once_even_if_submitted_twice(aigq_home):
     aigq_home.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{aigq_home / 'log.db'}"
