@@ -3,8 +3,9 @@
 Direct list + Think candidates of the user's triggers + context-popular fallback, merged and
 filtered by the online path's own `merge_candidates`, scored by the CTR model with the user's
 features as of the request (Feast, point in time) and the query statistics as of the cut-off,
-re-ranked by the online path's `mmr`. Only the feature source differs from serving (offline
-point-in-time instead of the online store), so the evaluation measures the served policy.
+ranked by the online path's own `with_popularity_prior` and `rerank`. Only the feature source
+differs from serving (offline point-in-time instead of the online store), so the evaluation
+measures the served policy.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from pipelines.baselines import Policy
 from pipelines.history import EventLog, to_us
 
 
-def query_stats_at(path, cutoff) -> dict[str, dict]:
-    """The latest daily query statistics at or before the cut-off, per query."""
+def query_stats_at(path, cutoff=None) -> dict[str, dict]:
+    """The latest daily query statistics at or before the cut-off (None: the newest), per query."""
     stats = pd.read_parquet(path)
-    stats = stats[stats["event_timestamp"] <= cutoff]
+    if cutoff is not None:
+        stats = stats[stats["event_timestamp"] <= cutoff]
     latest = stats.sort_values("event_timestamp").drop_duplicates("query", keep="last")
     return {r.pop("query"): r for r in latest.drop(columns=["event_timestamp"]).to_dict("records")}
 
@@ -43,7 +45,7 @@ class HybridPolicy(Policy):
 
     def recommend_batch(self, requests, k=8):
         from models.generator import as_list
-        from serving.hintq import merge_candidates, rerank
+        from serving.hintq import merge_candidates, rerank, with_popularity_prior
 
         direct_lists = self.direct.recommend_batch(requests, k)
         generated = self.direct.generated[-len(requests):]
@@ -58,9 +60,9 @@ class HybridPolicy(Policy):
         cands = [[{"query": q, **self.query_stats.get(q, {})} for q in c] for c, _ in merged]
         scores = self.scorer.score_users(contexts, cands)
         out = []
-        for (candidates, sources), s, ctx_i in zip(merged, scores, contexts):
-            cats = [self.query_stats.get(q, {}).get("query_category_id") or self.catalogue.category(q)
-                    for q in candidates]
+        for (candidates, sources), ctr_scores, rows, ctx_i in zip(merged, scores, cands, contexts):
+            s = with_popularity_prior(ctr_scores, rows, self.cfg.popularity_weight)
+            cats = [r.get("query_category_id") or self.catalogue.category(r["query"]) for r in rows]
             interests = list(zip(as_list(ctx_i.get("top_categories_30d")), as_list(ctx_i.get("top_category_weights_30d"))))
             order = rerank(s, cats, interests, self.catalogue.domain, k, self.cfg)
             out.append([candidates[i] for i in order])

@@ -112,10 +112,9 @@ def reward_context(home: Path, k: int = 8, with_ctr: bool = True, with_query_sta
             raise AigqError(f"{ctr_dir}: no CTR model for the CTR reward; run `aigq train ctr` or set w_ctr=0")
         scorer = CTRScorer(ctr_dir)
         if with_query_stats:
-            stats = pd.read_parquet(home / "features" / "query_stats.parquet")
-            latest = stats.sort_values("event_timestamp").drop_duplicates("query", keep="last")
-            feats = {r["query"]: {k: v for k, v in r.items() if k not in ("event_timestamp",)}
-                     for r in latest.to_dict("records")}
+            from pipelines.hybrid_policy import query_stats_at
+
+            feats = query_stats_at(home / "features" / "query_stats.parquet")
     popularity = query_popularity(home, popularity_cutoff) if popularity_cutoff is not None else None
     return RewardContext(category_of=lambda q: vocab.get(q) or longest_named(q, ptypes),
                          is_valid=catalogue_validator(queries), k=k, ctr_scorer=scorer, query_features=feats,

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from pipelines import nearline, think
 from pipelines.features import open_store
-from serving.hintq import HintQ, ServingConfig
+from serving.hintq import HintQ, ServingConfig, parse_request, with_popularity_prior
 from serving.log import read_log
 
 
@@ -113,6 +113,20 @@ def test_a_known_user_gets_k_ranked_suggestions_with_sources_and_it_is_logged(ho
     log = read_log()
     assert list(log["request_id"]) == [answer["request_id"]]
     assert log.iloc[0]["queries"] == [x["query"] for x in s]
+
+
+def test_answers_are_ranked_by_the_ctr_score_with_the_popularity_prior(home):
+    hintq = HintQ(ServingConfig(log=False, popularity_weight=0.5))
+    prepared = hintq.prepare(parse_request({"user_id": active_user(home), "k": 6}))
+    ctr = hintq.scorer(prepared.rows)
+    answer = hintq.finish(prepared, ctr)
+    hintq.close()
+    expected = dict(zip(prepared.candidates, with_popularity_prior(ctr, prepared.rows, 0.5)))
+    scores = [x["score"] for x in answer["suggestions"]]
+    assert scores == pytest.approx([expected[x["query"]] for x in answer["suggestions"]], abs=1e-6)
+    assert scores == sorted(scores, reverse=True)
+    searched = [r.get("q_n_search_30d") or 0 for r in prepared.rows]
+    assert max(searched) > 0 and any(e != pytest.approx(c) for e, c in zip(expected.values(), ctr))
 
 
 def test_an_unknown_user_gets_the_context_popular_list_not_degraded(home):

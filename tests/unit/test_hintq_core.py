@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from serving.hintq import (MAX_K, RequestError, interest_rerank, merge_candidates, mmr, output_filter,
+                           with_popularity_prior,
                            parse_request)
 
 
@@ -75,3 +76,22 @@ def test_interest_rerank_gives_each_top_interest_a_slot_and_caps_a_category():
     assert list(scores[order]) == sorted(scores[order], reverse=True)  # best first
     order = interest_rerank(scores, cats, [], k=4, max_share=0.5)
     assert [cats[i] for i in order].count("a") == 2  # the cap holds without interests too
+
+
+def test_the_popularity_prior_lifts_searched_queries_and_leaves_the_rest_to_the_ranker():
+    ctr = [0.10, 0.10, 0.12, 0.05]
+    rows = [{"q_n_search_30d": 0}, {"q_n_search_30d": 200}, {"q_n_search_30d": 3}, {}]
+    ranked = with_popularity_prior(ctr, rows, weight=0.2)
+    assert ranked[1] > ranked[0]  # same CTR: the searched query first
+    assert ranked[3] == pytest.approx(0.05) and ranked[0] == pytest.approx(0.10)  # no searches, no bonus
+    # the bonus is 0.2 * log1p(200) on the logit
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    assert logit(ranked[1]) - logit(0.10) == pytest.approx(0.2 * np.log1p(200))
+    assert np.allclose(with_popularity_prior(ctr, rows, weight=0.0), ctr)  # weight 0: the ranker alone
+
+
+def test_the_popularity_prior_ignores_garbage_counts():
+    rows = [{"q_n_search_30d": None}, {"q_n_search_30d": float("nan")}, {"q_n_search_30d": -5},
+            {"q_n_search_30d": "many"}, {"q_n_search_30d": True}]
+    assert np.allclose(with_popularity_prior([0.2] * 5, rows, weight=0.5), 0.2)
+    assert len(with_popularity_prior([], [], weight=0.5)) == 0
