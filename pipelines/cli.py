@@ -227,6 +227,7 @@ def cmd_serve(args) -> int:
         children = launch.kserve_children(args.port, args.store)
         urls = [f"POST http://127.0.0.1:{args.port}/v1/models/hintq:predict",
                 f"POST http://127.0.0.1:{args.port + 1}/v1/models/ctr:predict (v1), /v2/models/ctr/infer (v2)"]
+    launch.warn_if_ephemeral([args.port] if args.server == "bento" else [args.port, args.port + 1])
     return launch.run(children, on_ready=lambda: _say("ready: " + "; ".join(urls) + " (Ctrl-C stops)"))
 
 

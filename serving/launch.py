@@ -4,6 +4,7 @@ or a crash loop)."""
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import subprocess
@@ -70,8 +71,10 @@ def spawn(server: str, port: int, home: Path, timeout: float = 240.0, store: str
             raise AigqError(f"aigq serve {server} exited {proc.returncode}:\n" + "".join(lines[-30:]))
         lines.append(line)
         if "[aigq] ready:" in line:
-            # keep draining the output so the server never blocks on a full pipe
-            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+            # keep draining the output so the server never blocks on a full pipe; the last lines
+            # stay on `proc.output_tail` for a caller explaining a failure
+            proc.output_tail = collections.deque(lines[-30:], maxlen=200)
+            threading.Thread(target=proc.output_tail.extend, args=(proc.stdout,), daemon=True).start()
             return proc
     stop_spawned(proc)
     raise AigqError(f"aigq serve {server} not ready after {timeout:.0f}s:\n" + "".join(lines[-30:]))
@@ -104,12 +107,40 @@ def wait_ready(child: Child, proc: subprocess.Popen, timeout: float) -> None:
     raise AigqError(f"{child.name} not ready at {child.ready_url} after {timeout:.0f}s")
 
 
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections (Linux; the usual default elsewhere)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def warn_if_ephemeral(ports: list[int]) -> None:
+    """A server port inside the ephemeral range can be taken, while its server restarts, by the
+    local end of an outgoing connection (held up to a minute in TIME_WAIT): the restart then
+    fails with 'address already in use'. Say so up front."""
+    low, high = ephemeral_port_range()
+    inside = [p for p in ports if low <= p <= high]
+    if inside:
+        print(f"[aigq] warning: port(s) {', '.join(map(str, inside))} lie in the kernel's ephemeral range "
+              f"{low}-{high}; a restarted server may find its port taken by an outgoing connection. "
+              f"Prefer ports below {low}.", file=sys.stderr, flush=True)
+
+
+def restart_delay(recent_deaths: int) -> float:
+    """Back-off before restarting a child: 0.5 s after one death, doubling, at most 16 s."""
+    return min(0.5 * 2 ** max(recent_deaths - 1, 0), 16.0)
+
+
 def run(children: list[Child], timeout: float = 240.0, on_ready=None, max_restarts: int = 5,
         restart_window_s: float = 60.0) -> int:
     """Start the children in order, each once the previous is ready, and supervise them: a child
-    that dies is started again (what kubelet or BentoML's arbiter does), so a crashed predictor
-    comes back while the transformer serves degraded answers. More than `max_restarts` deaths
-    within `restart_window_s` stops everything with an error (a crash loop is not hidden)."""
+    that dies is started again after a growing back-off (what kubelet or BentoML's arbiter does),
+    so a crashed predictor comes back while the transformer serves degraded answers. A restart
+    that fails before it is ready (its port still taken, say) is one more death, tried again.
+    More than `max_restarts` deaths within `restart_window_s` stops everything with an error (a
+    crash loop is not hidden)."""
     procs: list[subprocess.Popen] = []
     deaths: list[float] = []
 
@@ -126,6 +157,30 @@ def run(children: list[Child], timeout: float = 240.0, on_ready=None, max_restar
     def interrupt(*_):  # SIGTERM stops the children like Ctrl-C does
         raise KeyboardInterrupt
 
+    def died(child: Child, code: int | None) -> None:
+        now = time.monotonic()
+        deaths[:] = [t for t in deaths if now - t < restart_window_s] + [now]
+        if len(deaths) > max_restarts:
+            raise AigqError(f"{child.name} stopped (exit code {code}); {len(deaths)} deaths "
+                            f"in {restart_window_s:.0f}s, stopping the rest")
+
+    def restart(i: int, child: Child) -> None:
+        died(child, procs[i].returncode)
+        delay = restart_delay(len(deaths))
+        print(f"[aigq] {child.name} exited (code {procs[i].returncode}); restarting it in {delay:.1f}s",
+              file=sys.stderr, flush=True)
+        time.sleep(delay)
+        procs[i] = subprocess.Popen(child.argv, cwd=PROJECT_ROOT, env=server_env())
+        try:
+            wait_ready(child, procs[i], timeout)
+        except AigqError as e:
+            print(f"[aigq] restart failed: {e}", file=sys.stderr, flush=True)
+            if procs[i].poll() is None:  # hung before ready: stop it; the loop counts the death
+                procs[i].kill()
+                procs[i].wait()
+            return
+        print(f"[aigq] {child.name} ready again", file=sys.stderr, flush=True)
+
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         for child in children:
@@ -135,18 +190,9 @@ def run(children: list[Child], timeout: float = 240.0, on_ready=None, max_restar
             on_ready()
         while True:
             time.sleep(0.5)
-            for i, (child, proc) in enumerate(zip(children, procs)):
-                if proc.poll() is None:
-                    continue
-                now = time.monotonic()
-                deaths[:] = [t for t in deaths if now - t < restart_window_s] + [now]
-                if len(deaths) > max_restarts:
-                    raise AigqError(f"{child.name} stopped (exit code {proc.returncode}); {len(deaths)} deaths "
-                                    f"in {restart_window_s:.0f}s, stopping the rest")
-                print(f"[aigq] {child.name} exited (code {proc.returncode}); restarting it", file=sys.stderr, flush=True)
-                procs[i] = subprocess.Popen(child.argv, cwd=PROJECT_ROOT, env=server_env())
-                wait_ready(child, procs[i], timeout)
-                print(f"[aigq] {child.name} ready again", file=sys.stderr, flush=True)
+            for i, child in enumerate(children):
+                if procs[i].poll() is not None:
+                    restart(i, child)
     except KeyboardInterrupt:
         return 0
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import socket
 import subprocess
 import urllib.error
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from serving.launch import ephemeral_port_range
 
 
 @dataclass
@@ -24,17 +27,21 @@ class Server:
 
 
 def free_port() -> int:
-    """A free port whose successor is free too (KServe's predictor takes port + 1)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        with socket.socket() as s2:
-            try:
+    """A free port whose successor is free too (KServe's predictor takes port + 1), below the
+    kernel's ephemeral range. Not bind(0): that hands out odd ports in the range and connect()
+    takes even ones, so port + 1 is exactly where the tests' own client sockets land, and a
+    killed predictor's restart can find its port held in TIME_WAIT (bind: address in use)."""
+    low, _ = ephemeral_port_range()
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low - 2) if low > 2048 else rng.randrange(1024, 65534)
+        try:
+            with socket.socket() as s, socket.socket() as s2:
+                s.bind(("127.0.0.1", port))
                 s2.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
+            return port
+        except OSError:
+            continue
     raise RuntimeError("no free port pair")
 
 

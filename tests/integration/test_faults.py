@@ -40,6 +40,7 @@ class Load:
 
     def __init__(self, server: Server, users: list[str], threads: int = 3):
         self.url, self.server, self.users = server.url(HINTQ_PATHS[server.name]), server.name, users
+        self.server_output = getattr(server.proc, "output_tail", ())  # what the server said, for failures
         self.records: list[tuple[float, int, bool, float, str]] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
@@ -89,7 +90,9 @@ class Load:
                 if fresh_run >= 5:
                     return r[0] - since
             time.sleep(0.2)
-        raise AssertionError(f"answers still degraded {timeout:.0f}s after the fault ended")
+        said = "".join(list(self.server_output)[-40:])
+        raise AssertionError(f"answers still degraded {timeout:.0f}s after the fault ended; "
+                             f"statuses {sorted(self.statuses())}; the server said:\n{said}")
 
 
 def outage_summary(load: Load, start: float, end: float) -> dict:
@@ -206,19 +209,19 @@ def test_redis_hung_then_killed_mid_load_degrades_without_5xx_and_recovers(redis
             redis.kill()  # gone: connections refused
             killed_at = time.monotonic()
             time.sleep(4)
+            # the outage ends when the restart begins: `start` waits until Redis answers a ping,
+            # and requests served by the new Redis meanwhile rightly come back fresh
+            restarting_at = time.monotonic()
             redis.start()
-            restarted_at = time.monotonic()
-            killed_recovery = load.wait_until_fresh(restarted_at)
+            killed_recovery = load.wait_until_fresh(restarting_at)
     finally:
         stop_spawned(proc)
-    hung, gone = outage_summary(load, hung_at, resumed_at), outage_summary(load, killed_at, restarted_at)
+    hung, gone = outage_summary(load, hung_at, resumed_at), outage_summary(load, killed_at, restarting_at)
     print(f"Redis hung 4 s: {hung}, fresh {hung_recovery:.1f} s after; killed 4 s: {gone}, fresh "
-          f"{killed_recovery:.1f} s after the restart")
+          f"{killed_recovery:.1f} s after the restart began")
     assert load.statuses() == {200}
     for outage in (hung, gone):
-        # under CI load about 6 of ~760 answers sent during a Redis outage came back fresh (not
-        # yet explained; see the closing note of the IL-GRPO stop): at least 98% must degrade
-        assert outage["answers"] > 0 and outage["degraded"] >= 0.98 * outage["answers"]
+        assert outage["answers"] > 0 and outage["degraded"] == outage["answers"]
         assert outage["p99_ms"] < 2000  # socket timeouts bound the wait on a hung Redis
 
 

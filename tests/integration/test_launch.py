@@ -1,0 +1,121 @@
+"""The `aigq serve` supervisor (`serving.launch.run`) on small real HTTP servers: a killed child
+comes back even when its first restarts fail (its port still taken), and a crash loop stops
+everything with an error naming the child."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from serving.launch import restart_delay
+from tests.integration.servers import free_port
+
+# a server that exits at once while `broken` exists, like a model server that cannot load
+CHILD = textwrap.dedent("""
+    import http.server, pathlib, sys
+    port, broken = int(sys.argv[1]), pathlib.Path(sys.argv[2])
+    if broken.exists():
+        sys.exit(3)
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+        def log_message(self, *a):
+            pass
+    http.server.ThreadingHTTPServer.allow_reuse_address = True  # as uvicorn binds
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), Ok).serve_forever()
+""")
+
+SUPERVISOR = textwrap.dedent("""
+    import sys
+    from pipelines.errors import AigqError
+    from serving.launch import Child, run
+    script, port, broken, max_restarts = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    child = Child("toy", [sys.executable, script, port, broken], f"http://127.0.0.1:{port}/")
+    try:
+        sys.exit(run([child], timeout=20, on_ready=lambda: print("ready", flush=True), max_restarts=max_restarts))
+    except AigqError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+""")
+
+
+@pytest.fixture
+def supervised(tmp_path):
+    """Start the supervisor over one toy child; yields (launcher, port, broken flag, child pid)."""
+    procs = []
+
+    def start(max_restarts: int = 5):
+        (tmp_path / "child.py").write_text(CHILD)
+        (tmp_path / "supervise.py").write_text(SUPERVISOR)
+        port, broken = free_port(), tmp_path / "broken"
+        launcher = subprocess.Popen([sys.executable, str(tmp_path / "supervise.py"), str(tmp_path / "child.py"),
+                                     str(port), str(broken), str(max_restarts)],
+                                    cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+        procs.append(launcher)
+        launcher.said = []  # its stderr, line by line, as it comes
+        threading.Thread(target=launcher.said.extend, args=(launcher.stderr,), daemon=True).start()
+        assert launcher.stdout.readline().strip() == "ready"
+        (child,) = psutil.Process(launcher.pid).children()
+        return launcher, port, broken, child
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=30)
+
+
+def answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def test_restart_back_off_doubles_and_is_bounded():
+    assert [restart_delay(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
+    assert restart_delay(50) == 16.0
+
+
+def test_a_killed_child_whose_port_is_taken_for_a_while_comes_back(supervised):
+    launcher, port, _, child = supervised()
+    child.kill()
+    child.wait(timeout=10)
+    # another socket holds the port (in the ephemeral range, an outgoing connection's local end
+    # can); listening, so that the child's reuse-address bind fails too
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", port))
+    squatter.listen()
+    time.sleep(2.5)  # the first restarts fail: address in use
+    squatter.close()
+    deadline = time.monotonic() + 30
+    while not any("ready again" in line for line in launcher.said) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    said = "".join(launcher.said)
+    assert launcher.poll() is None, f"the supervisor gave up on a failed restart:\n{said}"
+    assert "restart failed" in said and "ready again" in said, said
+    assert answers(port), "the child did not come back"
+
+
+def test_a_crash_loop_stops_the_supervisor_with_an_error_naming_the_child(supervised):
+    launcher, port, broken, child = supervised(max_restarts=2)
+    broken.touch()
+    child.kill()
+    assert launcher.wait(timeout=60) == 2
+    time.sleep(0.2)  # the reader thread takes the last lines
+    said = "".join(launcher.said)
+    assert "toy stopped" in said and "3 deaths" in said
+    assert not answers(port)
