@@ -89,8 +89,10 @@ def query_popularity(home: Path, cutoff) -> dict[str, float]:
 
 
 def reward_context(home: Path, k: int = 8, with_ctr: bool = True, with_query_stats: bool = False,
-                   popularity_cutoff=None):
-    """Catalogue lookups, the CTR scorer and (optionally) per-query CTR features for the rewards.
+                   with_popularity: bool = False, stats_cutoff=None):
+    """Catalogue lookups, the CTR scorer and (optionally) per-query CTR features and popularity
+    for the rewards, both from the daily query statistics as of `stats_cutoff` (training passes
+    the hold-out start, so held-out days never shape a reward; None = the newest).
 
     Query statistics are off by default: historical CTR/COEC come from legacy placements (popular
     queries shown to everyone look unattractive, never-shown ones look average), and GRPO
@@ -114,8 +116,8 @@ def reward_context(home: Path, k: int = 8, with_ctr: bool = True, with_query_sta
         if with_query_stats:
             from pipelines.hybrid_policy import query_stats_at
 
-            feats = query_stats_at(home / "features" / "query_stats.parquet")
-    popularity = query_popularity(home, popularity_cutoff) if popularity_cutoff is not None else None
+            feats = query_stats_at(home / "features" / "query_stats.parquet", stats_cutoff)
+    popularity = query_popularity(home, stats_cutoff) if with_popularity else None
     return RewardContext(category_of=lambda q: vocab.get(q) or longest_named(q, ptypes),
                          is_valid=catalogue_validator(queries), k=k, ctr_scorer=scorer, query_features=feats,
                          query_popularity=popularity)
@@ -172,8 +174,8 @@ def train(cfg: TrainGRPOConfig, samples: pd.DataFrame | None = None) -> dict:
         raise AigqError(f"adapter {cfg.adapter!r}: expected full or lora")
     weights = cfg.weights()
     active = {n: w for n, w in weights.items() if w}
-    rewards = make_rewards(reward_context(home, with_ctr=bool(cfg.w_ctr), popularity_cutoff=training_cutoff(
-        home, cfg.holdout_days) if cfg.w_popularity else None))
+    rewards = make_rewards(reward_context(home, with_ctr=bool(cfg.w_ctr), with_popularity=bool(cfg.w_popularity),
+                                          stats_cutoff=training_cutoff(home, cfg.holdout_days)))
     funcs = [rewards[n] for n in active]
     if samples is None:
         samples = load_samples(TrainSFTConfig(holdout_days=cfg.holdout_days, seed=cfg.seed))

@@ -64,6 +64,19 @@ def test_popularity_comes_from_statistics_before_the_holdout(direct_home):
     assert pop[most] == 1.0
 
 
+def test_reward_statistics_are_read_as_of_the_cutoff(direct_home):
+    from pipelines.hybrid_policy import query_stats_at
+
+    home = direct_home["home"]
+    path = home / "features" / "query_stats.parquet"
+    cutoff = train_grpo.training_cutoff(home, 5.0)
+    as_of, newest = query_stats_at(path, cutoff), query_stats_at(path)
+    assert as_of != newest  # the held-out days changed the statistics: the test can tell them apart
+    rc = train_grpo.reward_context(home, with_query_stats=True, with_popularity=True, stats_cutoff=cutoff)
+    assert rc.query_features == as_of
+    assert rc.query_popularity == train_grpo.query_popularity(home, cutoff)
+    assert train_grpo.reward_context(home, with_ctr=False).query_popularity is None  # off unless asked
+
 def test_bad_group_size_is_named(direct_home, monkeypatch):
     from pipelines.errors import AigqError
 
