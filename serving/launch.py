@@ -91,12 +91,41 @@ def stop_spawned(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def start(child: Child) -> subprocess.Popen:
+    """Start a child; its stderr is passed on to ours line by line, the last lines kept on
+    `proc.said` so that a child that dies before it is ready can be quoted."""
+    import threading
+
+    proc = subprocess.Popen(child.argv, cwd=PROJECT_ROOT, env=server_env(), stderr=subprocess.PIPE, text=True,
+                            errors="replace")
+    proc.said = collections.deque(maxlen=50)
+
+    def forward():
+        for line in proc.stderr:
+            proc.said.append(line.rstrip("\n"))
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+    proc.forwarder = threading.Thread(target=forward, daemon=True)
+    proc.forwarder.start()
+    return proc
+
+
+def last_error(proc: subprocess.Popen) -> str:
+    """The child's last line that says "error" (else its last line): why it died."""
+    proc.forwarder.join(timeout=5)  # the pipe closes when the child is gone
+    lines = [line for line in proc.said if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or [""])[-1].strip()
+
+
 def wait_ready(child: Child, proc: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AigqError(f"{child.name} exited with code {proc.returncode} before it was ready "
-                            f"(command: {' '.join(child.argv)})")
+            said = last_error(proc)
+            raise AigqError(f"{child.name} exited with code {proc.returncode} before it was ready"
+                            + (f": {said}" if said else "") + f" (command: {' '.join(child.argv)})")
         try:
             with urllib.request.urlopen(child.ready_url, timeout=2) as r:
                 if r.status == 200:
@@ -170,7 +199,7 @@ def run(children: list[Child], timeout: float = 240.0, on_ready=None, max_restar
         print(f"[aigq] {child.name} exited (code {procs[i].returncode}); restarting it in {delay:.1f}s",
               file=sys.stderr, flush=True)
         time.sleep(delay)
-        procs[i] = subprocess.Popen(child.argv, cwd=PROJECT_ROOT, env=server_env())
+        procs[i] = start(child)
         try:
             wait_ready(child, procs[i], timeout)
         except AigqError as e:
@@ -184,7 +213,7 @@ def run(children: list[Child], timeout: float = 240.0, on_ready=None, max_restar
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         for child in children:
-            procs.append(subprocess.Popen(child.argv, cwd=PROJECT_ROOT, env=server_env()))
+            procs.append(start(child))
             wait_ready(child, procs[-1], timeout)
         if on_ready:
             on_ready()

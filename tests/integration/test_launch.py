@@ -25,6 +25,9 @@ CHILD = textwrap.dedent("""
     import http.server, pathlib, sys
     port, broken = int(sys.argv[1]), pathlib.Path(sys.argv[2])
     if broken.exists():
+        print("loading the model ...", file=sys.stderr)
+        print(f"toy: error: {broken}: not a model", file=sys.stderr)
+        print("bye", file=sys.stderr)
         sys.exit(3)
     class Ok(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -51,13 +54,16 @@ SUPERVISOR = textwrap.dedent("""
 
 @pytest.fixture
 def supervised(tmp_path):
-    """Start the supervisor over one toy child; yields (launcher, port, broken flag, child pid)."""
+    """Start the supervisor over one toy child; yields (launcher, port, broken flag, child pid),
+    or the launcher alone when the child is broken from the start."""
     procs = []
 
-    def start(max_restarts: int = 5):
+    def start(max_restarts: int = 5, broken_at_start: bool = False):
         (tmp_path / "child.py").write_text(CHILD)
         (tmp_path / "supervise.py").write_text(SUPERVISOR)
         port, broken = free_port(), tmp_path / "broken"
+        if broken_at_start:
+            broken.touch()
         launcher = subprocess.Popen([sys.executable, str(tmp_path / "supervise.py"), str(tmp_path / "child.py"),
                                      str(port), str(broken), str(max_restarts)],
                                     cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
@@ -65,6 +71,8 @@ def supervised(tmp_path):
         procs.append(launcher)
         launcher.said = []  # its stderr, line by line, as it comes
         threading.Thread(target=launcher.said.extend, args=(launcher.stderr,), daemon=True).start()
+        if broken_at_start:
+            return launcher
         assert launcher.stdout.readline().strip() == "ready"
         (child,) = psutil.Process(launcher.pid).children()
         return launcher, port, broken, child
@@ -119,3 +127,14 @@ def test_a_crash_loop_stops_the_supervisor_with_an_error_naming_the_child(superv
     said = "".join(launcher.said)
     assert "toy stopped" in said and "3 deaths" in said
     assert not answers(port)
+
+
+def test_a_child_that_dies_at_start_up_is_quoted_in_the_error(supervised, tmp_path):
+    launcher = supervised(broken_at_start=True)
+    assert launcher.wait(timeout=60) == 2
+    time.sleep(0.2)  # the reader thread takes the last lines
+    error = [line for line in launcher.said if line.startswith("error:")]
+    assert error, "".join(launcher.said)
+    # its own error line (not its last line, "bye"), naming the file at fault
+    assert f"before it was ready: toy: error: {tmp_path / 'broken'}: not a model (command: " in error[-1]
+    assert "loading the model ..." in "".join(launcher.said)  # the child's stderr is passed on
