@@ -71,10 +71,19 @@ def spawn(server: str, port: int, home: Path, timeout: float = 240.0, store: str
             raise AigqError(f"aigq serve {server} exited {proc.returncode}:\n" + "".join(lines[-30:]))
         lines.append(line)
         if "[aigq] ready:" in line:
-            # keep draining the output so the server never blocks on a full pipe; the last lines
-            # stay on `proc.output_tail` for a caller explaining a failure
+            # keep draining the output so the server never blocks on a full pipe; for a caller
+            # explaining a failure, the last lines stay on `proc.output_tail` and the launcher's
+            # own (restarts; the servers' request logs would flood the tail) on `proc.launcher_said`
             proc.output_tail = collections.deque(lines[-30:], maxlen=200)
-            threading.Thread(target=proc.output_tail.extend, args=(proc.stdout,), daemon=True).start()
+            proc.launcher_said = collections.deque([x for x in lines if "[aigq]" in x], maxlen=100)
+
+            def drain():
+                for out in proc.stdout:
+                    proc.output_tail.append(out)
+                    if "[aigq]" in out:
+                        proc.launcher_said.append(out)
+
+            threading.Thread(target=drain, daemon=True).start()
             return proc
     stop_spawned(proc)
     raise AigqError(f"aigq serve {server} not ready after {timeout:.0f}s:\n" + "".join(lines[-30:]))
@@ -92,19 +101,19 @@ def stop_spawned(proc: subprocess.Popen) -> None:
 
 
 def start(child: Child) -> subprocess.Popen:
-    """Start a child; its stderr is passed on to ours line by line, the last lines kept on
-    `proc.said` so that a child that dies before it is ready can be quoted."""
+    """Start a child; its stderr is passed on to ours as it comes (raw chunks: KServe logs lines
+    per request, and the relay must cost next to nothing), its last 8 KB kept on `proc.said` so
+    that a child that dies before it is ready can be quoted."""
     import threading
 
-    proc = subprocess.Popen(child.argv, cwd=PROJECT_ROOT, env=server_env(), stderr=subprocess.PIPE, text=True,
-                            errors="replace")
-    proc.said = collections.deque(maxlen=50)
+    proc = subprocess.Popen(child.argv, cwd=PROJECT_ROOT, env=server_env(), stderr=subprocess.PIPE)
+    proc.said = b""
 
     def forward():
-        for line in proc.stderr:
-            proc.said.append(line.rstrip("\n"))
-            sys.stderr.write(line)
-            sys.stderr.flush()
+        while chunk := os.read(proc.stderr.fileno(), 65536):
+            proc.said = (proc.said + chunk)[-8192:]
+            sys.stderr.buffer.write(chunk)
+            sys.stderr.buffer.flush()
 
     proc.forwarder = threading.Thread(target=forward, daemon=True)
     proc.forwarder.start()
@@ -114,7 +123,7 @@ def start(child: Child) -> subprocess.Popen:
 def last_error(proc: subprocess.Popen) -> str:
     """The child's last line that says "error" (else its last line): why it died."""
     proc.forwarder.join(timeout=5)  # the pipe closes when the child is gone
-    lines = [line for line in proc.said if line.strip()]
+    lines = [line for line in proc.said.decode(errors="replace").splitlines() if line.strip()]
     errors = [line for line in lines if "error" in line.lower()]
     return (errors or lines or [""])[-1].strip()
 

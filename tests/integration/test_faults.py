@@ -40,7 +40,9 @@ class Load:
 
     def __init__(self, server: Server, users: list[str], threads: int = 3):
         self.url, self.server, self.users = server.url(HINTQ_PATHS[server.name]), server.name, users
-        self.server_output = getattr(server.proc, "output_tail", ())  # what the server said, for failures
+        # what the server and its launcher said, for failures
+        self.server_output = getattr(server.proc, "output_tail", ())
+        self.launcher_said = getattr(server.proc, "launcher_said", ())
         self.records: list[tuple[float, int, bool, float, str]] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
@@ -90,7 +92,7 @@ class Load:
                 if fresh_run >= 5:
                     return r[0] - since
             time.sleep(0.2)
-        said = "".join(list(self.server_output)[-40:])
+        said = "".join(list(self.launcher_said)[-20:]) + "...\n" + "".join(list(self.server_output)[-40:])
         raise AssertionError(f"answers still degraded {timeout:.0f}s after the fault ended; "
                              f"statuses {sorted(self.statuses())}; the server said:\n{said}")
 
@@ -247,7 +249,8 @@ def test_a_killed_ctr_server_degrades_the_orchestrator_which_recovers(request, s
         killed_at = time.monotonic()
         recovery_s = load.wait_until_fresh(killed_at + 1.0, timeout=120)
     outage = outage_summary(load, killed_at, killed_at + 1.0 + recovery_s)
-    print(f"{server_name}: {marker} killed: {outage}, fresh again {recovery_s + 1:.1f} s later")
+    supervisor = [line.strip() for line in load.launcher_said if "restart" in line or "ready again" in line]
+    print(f"{server_name}: {marker} killed: {outage}, fresh again {recovery_s + 1:.1f} s later; {supervisor}")
     assert load.statuses() == {200}
     assert outage["degraded"] > 0
     assert child_processes(server.proc, marker), f"{marker} was not started again"
