@@ -28,6 +28,7 @@ import pandas as pd
 
 from models.generator import as_list, build_prompt, format_completion
 from pipelines.config import option
+from pipelines.window import holdout_start
 
 WEIGHTS = {"search": 1.0, "click": 1.0, "cart": 3.0, "purchase": 5.0}
 SUGGESTION_WEIGHT = 2.0  # a search that came from clicking a HintQ suggestion
@@ -137,7 +138,7 @@ def build_samples(contexts: pd.DataFrame, events: pd.DataFrame, sessions: pd.Dat
     """One IL-SFT sample per session start before the cut-off. `contexts` is the SFT context frame
     (one row per session: session_id, user_id, event_timestamp and the direct_generation_v1
     features)."""
-    cutoff = sessions["session_start"].max() - pd.Timedelta(days=cfg.holdout_days)
+    cutoff = holdout_start(sessions["session_start"], cfg.holdout_days)
     builder = CompletionBuilder(events, sessions, queries, cutoff, cfg)
     names = dict(zip(categories["category_id"], categories["category_name"]))
     rows = []

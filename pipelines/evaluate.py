@@ -28,6 +28,7 @@ from pipelines.catalog import longest_named
 from pipelines.config import aigq_home, option
 from pipelines.errors import AigqError
 from pipelines.history import EventLog, to_us
+from pipelines.window import holdout_start
 
 SLICES = ("all", "cold", "regular", "heavy")
 METRICS = ("hit_rate@8", "ndcg@8", "mrr@8", "ild_category", "ild_embedding", "distinct_categories",
@@ -94,7 +95,7 @@ def load_context(cfg: EvaluateConfig, data_dir: Path | None = None) -> EvalConte
     sessions = pd.read_parquet(data / "sessions.parquet")
     queries = pd.read_parquet(data / "queries.parquet")
     impressions = pd.read_parquet(data / "hintq_impressions.parquet")
-    cutoff = sessions["session_start"].max() - pd.Timedelta(days=cfg.eval_days)
+    cutoff = holdout_start(sessions["session_start"], cfg.eval_days)
     held = sessions[sessions["session_start"] >= cutoff]
     if cfg.max_requests and len(held) > cfg.max_requests:
         held = held.sample(cfg.max_requests, random_state=cfg.seed)

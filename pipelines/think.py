@@ -33,6 +33,7 @@ from pipelines.catalog import QueryCatalogue
 from pipelines.config import aigq_home, option
 from pipelines.errors import AigqError
 from pipelines.history import EventLog
+from pipelines.window import holdout_start
 
 CATEGORY_PREFIX = "category:"
 ENGAGED = ("click", "cart", "purchase")
@@ -240,7 +241,7 @@ def load_logs(holdout_days: float) -> tuple[pd.DataFrame, QueryCatalogue]:
     events = pd.read_parquet(data / "events.parquet",
                              columns=["user_id", "event_ts", "event_type", "query", "category_id"])
     sessions = pd.read_parquet(data / "sessions.parquet", columns=["session_start"])
-    cutoff = sessions["session_start"].max() - pd.Timedelta(days=holdout_days)
+    cutoff = holdout_start(sessions["session_start"], holdout_days)
     return events[events["event_ts"] < cutoff], QueryCatalogue.load(data)
 
 

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from models import base_lm
 from pipelines.config import aigq_home, git_revision, option
 from pipelines.errors import AigqError
+from pipelines.window import holdout_start
 
 
 @dataclass
@@ -50,7 +51,7 @@ def build_corpus(data_dir: Path, holdout_days: float) -> list[str]:
     queries = pd.read_parquet(data_dir / "queries.parquet")
     categories = pd.read_parquet(data_dir / "categories.parquet")
     sessions = pd.read_parquet(data_dir / "sessions.parquet", columns=["session_start"])
-    cutoff = sessions["session_start"].max() - pd.Timedelta(days=holdout_days)
+    cutoff = holdout_start(sessions["session_start"], holdout_days)
     events = pd.read_parquet(data_dir / "events.parquet", columns=["session_id", "event_ts", "event_type", "query"])
     searches = events[(events["event_type"] == "search") & (events["event_ts"] < cutoff)]
     lines = []

@@ -22,6 +22,7 @@ import pandas as pd
 from models import base_lm
 from pipelines.config import aigq_home, git_revision, option
 from pipelines.errors import AigqError
+from pipelines.window import holdout_start
 
 LIST_COMPONENTS = ("diversity", "coverage", "novelty", "format")
 
@@ -65,11 +66,6 @@ class TrainGRPOConfig:
 
 def model_dir(cfg: TrainGRPOConfig | None = None) -> Path:
     return Path(cfg.output_dir) if cfg and cfg.output_dir else aigq_home() / "models" / "direct_grpo"
-
-
-def holdout_start(session_starts: pd.Series, holdout_days: float) -> pd.Timestamp:
-    """Session starts from here on are held out (the evaluation's window)."""
-    return session_starts.max() - pd.Timedelta(days=holdout_days)
 
 
 def training_cutoff(home: Path, holdout_days: float) -> pd.Timestamp:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-TINY_END_DATE = (datetime.now(timezone.utc).date()).isoformat()
+# Every test world ends on a pinned date: nothing a test checks may depend on the day or the hour
+# the suite runs (tests/unit/test_calendar.py runs the day-sensitive parts at other dates/hours).
+TINY_END_DATE = "2026-11-18"
 
 
 def service_up(host: str, port: int) -> bool:
@@ -83,10 +84,6 @@ def tiny_home(tiny_world, tmp_path, monkeypatch) -> Path:
     shutil.copytree(tiny_world, home)
     monkeypatch.setenv("AIGQ_HOME", str(home))
     return home
-
-
-def days_ago(n: float) -> datetime:
-    return datetime.now(timezone.utc) - timedelta(days=n)
 
 
 @pytest.fixture(scope="session")

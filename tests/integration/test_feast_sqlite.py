@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 
 from pipelines import features, ingest, training_frames
 from pipelines.feature_tables import build_feature_tables
+from tests.conftest import TINY_END_DATE
 from tests.handmade import LEAKAGE_EVENTS, LEAKAGE_IMPRESSIONS, ts, write_logs
 
 
@@ -123,8 +123,15 @@ def test_feast_cli_by_hand_inside_feature_repo(tiny_world, tmp_path):
     feast = Path(sys.executable).parent / "feast"
     repo = features.FEATURE_REPO
     subprocess.run([str(feast), "apply"], cwd=repo, env=env, check=True, capture_output=True)
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    subprocess.run([str(feast), "materialize-incremental", now], cwd=repo, env=env, check=True, capture_output=True)
+    # Pinned instants, not the wall clock: the first `materialize-incremental` of a registry starts
+    # at (now - ttl) by Feast's clock, so it would load nothing of a world that ended weeks ago. A
+    # full `materialize` up to the day before the world's end, then `materialize-incremental` up to
+    # midday of the end date (as a user typing `date -u` that day would) loads the last snapshot.
+    end = pd.Timestamp(TINY_END_DATE)
+    day = pd.Timedelta(days=1)
+    for args in (["materialize", (end - 10 * day).isoformat(), (end - day).isoformat()],
+                 ["materialize-incremental", (end + day / 2).isoformat()]):
+        subprocess.run([str(feast), *args], cwd=repo, env=env, check=True, capture_output=True)
     code = ("from feast import FeatureStore; fs = FeatureStore(repo_path='.'); "
             "print(fs.get_online_features(features=['user_interests:n_events_30d'], "
             f"entity_rows=[{{'user_id': '{_any_recent_user(home)}'}}]).to_dict()['n_events_30d'][0])")
