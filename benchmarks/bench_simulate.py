@@ -1,5 +1,6 @@
-"""Benchmark: simulate a profile (default `large`, 100k users x 30 days) and build its feature
-tables; each phase runs in a fresh process so its peak memory is its own.
+"""Benchmark: simulate a profile (default `large`, 100k users x 30 days), measure the world spec's
+statistics on it, and build its feature tables; each phase runs in a fresh process so its peak
+memory is its own.
 
     python benchmarks/bench_simulate.py [--profile large] [--home DIR]
 """
@@ -15,7 +16,9 @@ from pathlib import Path
 
 PHASES = {
     "simulate": "from pipelines import simulate; simulate.main(simulate.SimulateConfig(profile={profile!r}, "
-                "end_date='2026-11-01'))",
+                "end_date='2026-11-01', check_spec=False))",
+    "spec_check": "from pathlib import Path; from pipelines import world_stats; "
+                  "world_stats.measure(Path(os.environ['AIGQ_HOME']) / 'data', Path(os.environ['AIGQ_HOME']) / 'world')",
     "feature_tables": "from pipelines.features import rebuild_feature_tables; print(rebuild_feature_tables())",
 }
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import collections
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
-from pipelines.history import DAY_US, EventLog, to_us
+from pipelines.history import DAY_US, ENGAGEMENT, EventLog, to_us
+from pipelines.lexicon import Lexicon
 
 
 class Policy(ABC):
@@ -73,9 +76,12 @@ class PopularityPolicy(Policy):
         s = ev[ev["event_type"] == "search"]
         age_days = (cut - s["event_ts"].astype("datetime64[us, UTC]").astype("int64").to_numpy()) / DAY_US
         weight = np.power(0.5, age_days / half_life_days)
+        self.searches = s[["user_id", "query"]].assign(weight=weight)
         scores = pd.Series(weight, index=s["query"].to_numpy()).groupby(level=0).sum()
         scores = scores.sort_values(ascending=False, kind="stable")
-        self.ranked = list(scores.index[:pool])
+        self.scores = scores.to_dict()
+        self.ranked_all = list(scores.index)
+        self.ranked = self.ranked_all[:pool]
         cat = s.drop_duplicates("query").set_index("query")["category_id"]
         self.by_category: dict[str, list[str]] = collections.defaultdict(list)
         for q in scores.index:
@@ -158,6 +164,132 @@ class ItemCFPolicy(Policy):
         return fill(ranked, self.fallback.recommend(user_id, time, k * 2), k)
 
 
+class ContentPopularityPolicy(PopularityPolicy):
+    """In-category popularity re-ranked by the user's attribute words: queries of the user's
+    categories that name the colours, materials, styles, audiences, price words and brands the user
+    searched for or engaged with before score higher, whether or not anyone searched them yet."""
+
+    def __init__(self, log: EventLog, cutoff, catalogue: "Catalogue", weight: float = 3.0):
+        super().__init__(log, cutoff, in_categories=True)
+        self.name, self.weight = "popularity_content", weight
+        queries, items = catalogue.queries, catalogue.items
+        if queries.empty:
+            self.query_tokens, self.item_tokens, self.by_category_all = {}, {}, {}
+            return
+        lexicon = Lexicon(items["brand"] if "brand" in items else ())
+        self.query_tokens = {q: lexicon.token_ids(q, p) for q, p in zip(queries["query"], queries["ptype"])}
+        self.item_tokens = {} if items.empty else {
+            i: lexicon.ids(v for v in row if v) for i, row in
+            zip(items["item_id"], items[["color", "material", "style", "audience", "brand"]].itertuples(index=False))}
+        pop = {q: i for i, q in enumerate(self.ranked_all)}
+        self.by_category_all: dict[str, list[str]] = collections.defaultdict(list)
+        for q, c in sorted(zip(queries["query"], queries["category_id"]), key=lambda qc: pop.get(qc[0], len(pop))):
+            self.by_category_all[c].append(q)
+
+    def token_shares(self, user_id, time) -> dict[int, float]:
+        sl = self.log.before(user_id, time)
+        weights: dict[int, float] = collections.defaultdict(float)
+        for q, item, kind in zip(self.log.query[sl], self.log.item[sl], self.log.type[sl]):
+            tokens = self.item_tokens.get(item, []) if item is not None else self.query_tokens.get(q, [])
+            for tok in tokens:
+                weights[tok] += ENGAGEMENT.get(kind, 1.0)
+        total = sum(weights.values())
+        return {t: w / total for t, w in weights.items()} if total else {}
+
+    def recommend(self, user_id, time, k=8):
+        shares = self.token_shares(user_id, time)
+        if not shares:
+            return super().recommend(user_id, time, k)
+        picks: list[str] = []
+        for c, w in list(self.log.category_weights(user_id, time).items())[:k]:
+            pool = self.by_category_all.get(c, [])
+            score = {q: self.weight * sum(shares.get(t, 0.0) for t in self.query_tokens.get(q, ()))
+                     + np.log1p(self.scores.get(q, 0.0)) for q in pool}
+            picks.extend(sorted(pool, key=lambda q: -score[q])[:max(1, round(w * k))])
+        return fill(picks, self.ranked, k)
+
+
+class SegmentPopularityPolicy(PopularityPolicy):
+    """Popularity within the user's demographic segment (age band x gender): for cold users their
+    segment's most searched queries; for others their categories' queries ranked by the segment."""
+
+    def __init__(self, log: EventLog, cutoff, catalogue: "Catalogue", half_life_days: float = 7.0):
+        super().__init__(log, cutoff, half_life_days, in_categories=True)
+        self.name = "popularity_segment"
+        users = catalogue.users
+        self.segment_of = {} if users.empty else dict(zip(users["user_id"], users["age_band"] + "|" + users["gender"]))
+        s = self.searches.assign(segment=self.searches["user_id"].map(self.segment_of))
+        counts = s.groupby(["segment", "query"])["weight"].sum().reset_index()
+        counts = counts.sort_values(["segment", "weight", "query"], ascending=[True, False, True])
+        self.segment_ranked = {seg: list(g["query"]) for seg, g in counts.groupby("segment")}
+        self.segment_score = {(seg, q): w for seg, q, w in zip(counts["segment"], counts["query"], counts["weight"])}
+
+    def recommend(self, user_id, time, k=8):
+        segment = self.segment_of.get(user_id)
+        ranked = self.segment_ranked.get(segment, self.ranked)
+        picks: list[str] = []
+        for c, w in list(self.log.category_weights(user_id, time).items())[:k]:
+            pool = self.by_category.get(c, [])[:50]
+            pool = sorted(pool, key=lambda q: -(self.segment_score.get((segment, q), 0.0) + 0.1 * self.scores[q]))
+            picks.extend(pool[:max(1, round(w * k))])
+        return fill(picks, ranked + self.ranked, k)
+
+
+class MFPolicy(Policy):
+    """Matrix factorisation (implicit ALS) over user x query search counts before the cut-off; at a
+    request the user's factors are recomputed from their searches so far (fold-in), so users
+    active only after the cut-off are served too. Users with no search yet get the fallback."""
+
+    name = "mf"
+
+    def __init__(self, log: EventLog, cutoff, fallback: Policy, factors: int = 48, regularization: float = 0.05,
+                 alpha: float = 10.0, iterations: int = 15):
+        from implicit.cpu.als import AlternatingLeastSquares
+        from scipy.sparse import csr_matrix
+
+        self.log, self.fallback, self.csr = log, fallback, csr_matrix
+        s = _before(log.events, to_us(cutoff))
+        s = s[s["event_type"] == "search"]
+        self.queries = sorted(set(s["query"]))
+        self.index = {q: i for i, q in enumerate(self.queries)}
+        users = {u: i for i, u in enumerate(sorted(set(s["user_id"])))}
+        pairs = s.groupby(["user_id", "query"]).size()
+        rows = [users[u] for u, _ in pairs.index]
+        cols = [self.index[q] for _, q in pairs.index]
+        self.alpha = alpha
+        matrix = csr_matrix((alpha * pairs.to_numpy(np.float32), (rows, cols)), shape=(len(users), len(self.queries)))
+        with threadpool_limits(1, "blas"):  # implicit's own advice: BLAS threads fight its solver
+            self.model = AlternatingLeastSquares(factors=factors, regularization=regularization,
+                                                 iterations=iterations, random_state=0, num_threads=1)
+            self.model.fit(matrix, show_progress=False)
+
+    def recommend(self, user_id, time, k=8):
+        return self.recommend_batch([(user_id, time)], k)[0]
+
+    def recommend_batch(self, requests, k=8):
+        rows = []
+        for user_id, time in requests:
+            counts = collections.Counter(q for q in self.log.query[self.log.before(user_id, time)]
+                                         if q in self.index)
+            rows.append(counts)
+        known = [i for i, counts in enumerate(rows) if counts]
+        out = [self.fallback.recommend(u, t, k) for u, t in requests]
+        if known:
+            data, r, c = [], [], []
+            for j, i in enumerate(known):
+                for q, n in rows[i].items():
+                    data.append(self.alpha * n)
+                    r.append(j)
+                    c.append(self.index[q])
+            items = self.csr((np.array(data, np.float32), (r, c)), shape=(len(known), len(self.queries)))
+            with threadpool_limits(1, "blas"):
+                ids, _ = self.model.recommend(np.arange(len(known)), items, N=k, recalculate_user=True,
+                                              filter_already_liked_items=False)
+            for j, i in enumerate(known):
+                out[i] = fill([self.queries[q] for q in ids[j] if q >= 0], out[i], k)
+        return out
+
+
 class LoggedPolicy(Policy):
     """Replays the lists a policy actually showed (e.g. the legacy system) at logged impressions;
     elsewhere falls back."""
@@ -173,16 +305,41 @@ class LoggedPolicy(Policy):
         return shown[:k] if shown else self.fallback.recommend(user_id, time, k)
 
 
-def build_baselines(log: EventLog, impressions: pd.DataFrame, cutoff, names: Sequence[str]) -> list[Policy]:
+def build_baselines(log: EventLog, impressions: pd.DataFrame, cutoff, names: Sequence[str],
+                    catalogue: Catalogue | None = None) -> list[Policy]:
+    """The named baselines. `catalogue` (users, queries, items tables) feeds the ones that read
+    profiles and attributes; without it they fall back to what the log alone supports."""
+    catalogue = catalogue or Catalogue()
     popularity = PopularityPolicy(log, cutoff)
     makers = {
         "legacy": lambda: LoggedPolicy(impressions, popularity),
         "popularity": lambda: popularity,
         "popularity_incat": lambda: PopularityPolicy(log, cutoff, in_categories=True),
+        "popularity_content": lambda: ContentPopularityPolicy(log, cutoff, catalogue),
+        "popularity_segment": lambda: SegmentPopularityPolicy(log, cutoff, catalogue),
         "coclick": lambda: CoClickPolicy(log, cutoff, fallback=popularity),
         "itemcf": lambda: ItemCFPolicy(log, cutoff, fallback=popularity),
+        "mf": lambda: MFPolicy(log, cutoff, fallback=SegmentPopularityPolicy(log, cutoff, catalogue)),
     }
     return [makers[n]() for n in names if n in makers]
 
 
-BASELINES = ("legacy", "popularity", "popularity_incat", "coclick", "itemcf")
+@dataclass
+class Catalogue:
+    """The public tables that profile- and attribute-aware baselines read (empty when absent)."""
+
+    users: pd.DataFrame = field(default_factory=pd.DataFrame)
+    queries: pd.DataFrame = field(default_factory=pd.DataFrame)
+    items: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @classmethod
+    def load(cls, data_dir) -> "Catalogue":
+        from pathlib import Path
+
+        read = lambda name: pd.read_parquet(Path(data_dir) / f"{name}.parquet") \
+            if (Path(data_dir) / f"{name}.parquet").exists() else pd.DataFrame()  # noqa: E731
+        return cls(read("users"), read("queries"), read("items"))
+
+
+BASELINES = ("legacy", "popularity", "popularity_incat", "popularity_content", "popularity_segment", "coclick",
+             "itemcf", "mf")

@@ -77,12 +77,18 @@ class QueryCatalogue:
 
 def longest_named(text: str, phrases: dict):
     """The value of the longest phrase (up to 6 words) that `text` contains as whole words."""
+    key = longest_named_key(text, phrases)
+    return None if key is None else phrases[key]
+
+
+def longest_named_key(text: str, phrases: dict) -> str | None:
+    """The longest phrase (up to 6 words) of `phrases` that `text` contains as whole words."""
     words = normalize_query(text).split()
     for n in range(min(len(words), 6), 0, -1):
         for i in range(len(words) - n + 1):
-            hit = phrases.get(" ".join(words[i:i + n]))
-            if hit is not None:
-                return hit
+            key = " ".join(words[i:i + n])
+            if key in phrases:
+                return key
     return None
 
 

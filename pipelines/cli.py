@@ -68,6 +68,13 @@ def cmd_simulate(args) -> dict:
     out = simulate.main(cfg)
     t1 = time.perf_counter()
     _say(f"logs written to {out} in {t1 - t0:.1f}s")
+    check = out.parent / "world" / "spec_check.json" if not cfg.output_dir else None
+    if cfg.check_spec and check and check.exists():
+        rows = json.loads(check.read_text())
+        missed = [f"{r['statistic']} {r['value']:.3f} (target {r['range'][0]:g}..{r['range'][1]:g})"
+                  for r in rows if not r["ok"]]
+        _say(f"world v2 spec: {len(rows) - len(missed)}/{len(rows)} target statistics met ({check})"
+             + (f"; off target: {', '.join(missed)}" if missed else ""))
     rows = rebuild_feature_tables()
     _say(f"feature tables built in {time.perf_counter() - t1:.1f}s: {rows}")
     return json.loads((out / "manifest.json").read_text())
@@ -293,9 +300,24 @@ def cmd_evaluate(args) -> dict:
     return doc
 
 
+def cmd_experiment(args) -> dict:
+    from pipelines import experiment
+
+    cfg = load_config(experiment.ExperimentConfig, args.config, args.overrides)
+    doc = experiment.main(cfg)
+    out = Path(cfg.output_dir) if cfg.output_dir else Path(os.environ["AIGQ_HOME"]) / "reports"
+    _say(f"experiment over seeds {cfg.seeds} in {doc['seconds']:.0f}s: {out / 'experiment.md'}")
+    summary = doc["summary"]["world_v2"]
+    cols = ("sim_ctr", "oracle_share", "hit_rate@8", "distinct_categories")
+    print(f"{'policy':20s}" + "".join(f"{c:>22s}" for c in cols))
+    for name, slices in summary.items():
+        print(f"{name:20s}" + "".join(f"{experiment._cell(slices['all'][c]):>22s}" for c in cols))
+    return doc
+
+
 def eval_table(doc: dict, slice_name: str = "all") -> str:
-    cols = ("hit_rate@8", "ndcg@8", "mrr@8", "sim_ctr", "sim_ctr_lift", "distinct_categories", "novelty",
-            "serendipity", "validity")
+    cols = ("hit_rate@8", "hit_rate_organic@8", "ndcg@8", "sim_ctr", "oracle_share", "distinct_categories",
+            "novelty", "serendipity", "validity")
     lines = [f"{'policy':18s}" + "".join(f"{c:>20s}" for c in cols)]
     for name, slices in doc["policies"].items():
         row = slices[slice_name]
@@ -318,7 +340,9 @@ def cmd_demo(args) -> None:
         steps.append((name, time.perf_counter() - t))
         return result
 
-    sim_args = argparse.Namespace(profile=args.profile, seed=None, config=None, overrides=[])
+    world = [f"end_date={args.end_date}"] if args.end_date else []
+    world += [f"off=[{','.join(args.world_off)}]"] if args.world_off else []
+    sim_args = argparse.Namespace(profile=args.profile, seed=args.seed, config=None, overrides=world)
     manifest = step("simulate the world", lambda: cmd_simulate(sim_args))
     step("feast apply", lambda: features.apply(args.store))
     window = step("materialize", lambda: features.materialize(args.store))
@@ -342,12 +366,14 @@ def cmd_demo(args) -> None:
     served = step("one HintQ answer (the online path, in process)", lambda: _sample_answer(args.store, sample["user_id"]))
     evaluation = step("evaluate baselines, Direct, Think and the hybrid", lambda: cmd_evaluate(
         argparse.Namespace(config=None, overrides=[], quiet=True)))
-    drift = step("monitoring: a drift scenario, Evidently reports and the dashboard", lambda: _demo_monitoring(args))
+    drift = None if args.skip_monitoring else step("monitoring: a drift scenario, Evidently reports and the "
+                                                   "dashboard", lambda: _demo_monitoring(args))
 
     print()
     print("AIGQ demo summary")
-    print(f"  world        : {manifest['n_users']} users, {manifest['n_days']} days to {manifest['end_date']}, "
-          f"{manifest['sessions']} sessions, {manifest['events']} events")
+    print(f"  world        : v{manifest['world']['version']} seed {manifest['world']['seed']}, {manifest['n_users']} "
+          f"users, {manifest['n_days']} days to {manifest['end_date']}, {manifest['sessions']} sessions, "
+          f"{manifest['events']} events" + (f"; switched off: {', '.join(args.world_off)}" if args.world_off else ""))
     print(f"  online store : materialized {window['start'][:10]} .. {window['end'][:10]}; "
           f"{pushed} session events pushed")
     print(f"  frames       : {counts['ctr']} CTR rows, {counts['sft_contexts']} IL-SFT contexts")
@@ -370,11 +396,14 @@ def cmd_demo(args) -> None:
           f"{os.environ['AIGQ_HOME']}/reports/eval.md")
     for line in eval_table(evaluation).splitlines():
         print("    " + line)
-    board = drift["dashboard"]
-    print(f"  monitoring   : {drift['scenario']['lists']} served lists over {len(drift['scenario']['days'])} days; gate "
-          + ", ".join(f"{day} {'FAIL ' + f[0].split(':')[0] if f else 'pass'}" for day, f in board["gate"].items()))
-    print(f"                 report {drift['report']['html']}")
-    print(f"                 dashboard: `aigq monitor ui` then open http://127.0.0.1:8000 (workspace {board['workspace']})")
+    if drift:
+        board = drift["dashboard"]
+        print(f"  monitoring   : {drift['scenario']['lists']} served lists over {len(drift['scenario']['days'])} days; "
+              "gate " + ", ".join(f"{day} {'FAIL ' + f[0].split(':')[0] if f else 'pass'}"
+                                  for day, f in board["gate"].items()))
+        print(f"                 report {drift['report']['html']}")
+        print(f"                 dashboard: `aigq monitor ui` then open http://127.0.0.1:8000 "
+              f"(workspace {board['workspace']})")
     for name, secs in steps:
         print(f"  {secs:7.1f}s  {name}")
     print(f"  total {time.perf_counter() - started:.1f}s; artifacts under {os.environ['AIGQ_HOME']}")
@@ -425,6 +454,7 @@ def _sample_lookup(fs) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     from pipelines.features import FeaturesConfig, STORES
     from pipelines.simulate import PROFILES, SimulateConfig
+    from pipelines.world_spec import FLAGS
 
     parser = argparse.ArgumentParser(prog="aigq", description="AIGQ: generative pre-search query suggestions.")
     parser.add_argument("--home", help="artifact root (default $AIGQ_HOME or ./artifacts)")
@@ -433,7 +463,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the whole pipeline end to end on the embedded default")
     demo.add_argument("--profile", default="demo", choices=list(PROFILES))
     demo.add_argument("--store", default="sqlite", choices=list(STORES))
+    demo.add_argument("--seed", type=int, help="world seed (default: simulate's)")
+    demo.add_argument("--end-date", help="the world's end date, YYYY-MM-DD (default today)")
+    demo.add_argument("--world-off", action="append", default=[], metavar="STRUCTURE",
+                      help="switch a world v2 structure off (repeatable): " + ", ".join(FLAGS))
+    demo.add_argument("--skip-monitoring", action="store_true", help="stop after the evaluation")
     demo.set_defaults(func=cmd_demo)
+
+    from pipelines.experiment import ExperimentConfig
+
+    exp = sub.add_parser("experiment", help="every policy on world seeds 1-3 with 95%% intervals (+ ablation)",
+                         epilog="config keys:\n" + describe(ExperimentConfig),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    _stage_args(exp)
+    exp.set_defaults(func=cmd_experiment)
 
     sim = sub.add_parser("simulate", help="world + behaviour logs -> parquet (and feature tables)",
                          epilog="config keys:\n" + describe(SimulateConfig),

@@ -23,7 +23,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipelines import metrics as M
-from pipelines.baselines import BASELINES, Policy, build_baselines
+from pipelines.baselines import BASELINES, Catalogue, Policy, build_baselines
 from pipelines.catalog import longest_named
 from pipelines.config import aigq_home, option
 from pipelines.errors import AigqError
@@ -31,9 +31,9 @@ from pipelines.history import EventLog, to_us
 from pipelines.window import holdout_start
 
 SLICES = ("all", "cold", "regular", "heavy")
-METRICS = ("hit_rate@8", "ndcg@8", "mrr@8", "ild_category", "ild_embedding", "distinct_categories",
-           "interest_coverage", "catalog_coverage", "novelty", "serendipity", "validity", "repeat_rate",
-           "sim_ctr", "sim_ctr_ci95", "sim_ctr_lift", "n_lists")
+METRICS = ("hit_rate@8", "hit_rate_organic@8", "ndcg@8", "mrr@8", "ild_category", "ild_embedding",
+           "distinct_categories", "interest_coverage", "catalog_coverage", "novelty", "serendipity", "validity", "repeat_rate",
+           "sim_ctr", "sim_ctr_ci95", "sim_ctr_lift", "oracle_share", "n_lists")
 RELEVANT_AFFINITY = 0.1  # ground-truth interest weight above which a category is relevant
 # generator policies: evaluated when their model directory exists
 GENERATORS = ("direct_sft", "direct_grpo", "direct_grpo_rel", "direct_grpo_rel_list")
@@ -46,10 +46,11 @@ class EvaluateConfig:
     eval_days: float = option(5.0, "sessions starting in the last N days are held out")
     max_requests: int = option(2000, "sample at most this many held-out session starts (0: all)")
     k: int = option(8, "list length K")
-    policies: list[str] = option(list(BASELINES + GENERATORS[:2] + SERVED),
+    policies: list[str] = option(list(BASELINES + GENERATORS[:2] + SERVED) + ["oracle"],
                                  f"policies to evaluate (baselines: {', '.join(BASELINES)}; generators, when "
                                  f"trained: {', '.join(GENERATORS)}; served, when built: {', '.join(SERVED)}; "
-                                 "also oracle and random)")
+                                 "oracle (the best list under the world's click model; skipped for real logs); "
+                                 "random)")
     store: str = option("sqlite", "feature store config for generator contexts (sqlite | redis_postgres)")
     cold_events: int = option(5, "a request whose user has fewer events before it is cold-start")
     heavy_quantile: float = option(0.9, "requests above this quantile of prior events are heavy users")
@@ -64,6 +65,7 @@ class EvalContext:
     cutoff: pd.Timestamp
     requests: list[tuple[str, pd.Timestamp]]
     truth: list[set[str]]
+    truth_organic: list[set[str]]  # what the user typed unprompted (no clicked suggestion)
     slices: np.ndarray
     query_category: dict[str, str]
     ptype_category: dict[str, str]
@@ -72,6 +74,7 @@ class EvalContext:
     vocabulary: list[str]
     popular: set[str]
     impressions: pd.DataFrame
+    catalogue: Catalogue = field(default_factory=Catalogue)
     world: object | None = None
     history_cache: dict = field(default_factory=dict)
 
@@ -102,6 +105,7 @@ def load_context(cfg: EvaluateConfig, data_dir: Path | None = None) -> EvalConte
     held = held.sort_values(["session_start", "session_id"])
     searches = events[events["event_type"] == "search"]
     truth_by_session = searches.groupby("session_id")["query"].agg(set)
+    typed = searches[searches["search_source"] == "organic"].groupby("session_id")["query"].agg(set)
     requests = list(zip(held["user_id"], held["session_start"]))
     log = EventLog(events)
     prior = np.array([log.n_events_before(u, t) for u, t in requests])
@@ -112,12 +116,13 @@ def load_context(cfg: EvaluateConfig, data_dir: Path | None = None) -> EvalConte
     counts = before["query"].value_counts()
     return EvalContext(
         log=log, cutoff=cutoff, requests=requests,
-        truth=[truth_by_session.get(s, set()) for s in held["session_id"]], slices=slices,
+        truth=[truth_by_session.get(s, set()) for s in held["session_id"]],
+        truth_organic=[typed.get(s, set()) for s in held["session_id"]], slices=slices,
         query_category=dict(zip(queries["query"], queries["category_id"])),
         ptype_category=dict(zip(queries["ptype"], queries["category_id"])),
         search_counts=counts.to_dict(), total_searches=int(counts.sum()),
         vocabulary=list(queries["query"]), popular=set(counts.index[:cfg.k]), impressions=impressions,
-        world=load_world(data.parent),
+        catalogue=Catalogue.load(data), world=load_world(data.parent),
     )
 
 
@@ -133,7 +138,8 @@ def load_world(home: Path):
 # ---- policies that read the ground truth (evaluation only) ------------------------------------
 
 class OraclePolicy(Policy):
-    """The K queries with the highest ground-truth click probability: an upper reference."""
+    """The ceiling: the list that the world's click model expects the most clicks from, built
+    greedily position by position (list-aware: a second query for the same need adds little)."""
 
     name = "oracle"
 
@@ -141,11 +147,7 @@ class OraclePolicy(Policy):
         self.world = world
 
     def recommend(self, user_id, time, k=8):
-        w = self.world
-        nq = w.catalog.n_queries
-        p = w.click_probability_batch(np.full(nq, w.user_index([user_id])[0]), np.arange(nq), np.zeros(nq),
-                                      w.days_since_start(to_us(time)))
-        return list(w.catalog.queries["query"].to_numpy()[np.argsort(-p, kind="stable")[:k]])
+        return self.world.best_list(user_id, to_us(time), k)
 
 
 class RandomPolicy(Policy):
@@ -164,12 +166,13 @@ def make_policies(cfg: EvaluateConfig, ctx: EvalContext) -> list[Policy]:
     unknown = [n for n in cfg.policies if n not in known]
     if unknown:
         raise AigqError(f"unknown policies {unknown}; known here: {known}")
-    policies = build_baselines(ctx.log, ctx.impressions, ctx.cutoff, cfg.policies)
+    names = list(cfg.policies)
+    if ctx.impressions.empty and "legacy" in names:
+        names.remove("legacy")  # nothing was shown, so there is nothing to replay
+    policies = build_baselines(ctx.log, ctx.impressions, ctx.cutoff, names, ctx.catalogue)
     policies += generator_policies(cfg, ctx)
     policies += served_policies(cfg, ctx)
-    if "oracle" in cfg.policies:
-        if ctx.world is None:
-            raise AigqError("the oracle policy needs the simulated world's ground truth ($AIGQ_HOME/world)")
+    if "oracle" in names and ctx.world is not None:  # real logs have no click model to optimise
         policies.append(OraclePolicy(ctx.world))
     if "random" in cfg.policies:
         policies.append(RandomPolicy(ctx.vocabulary, cfg.seed))
@@ -238,6 +241,7 @@ def per_list_metrics(lists: list[list[str]], ctx: EvalContext, k: int) -> pd.Dat
         rows.append({
             "slice": ctx.slices[i],
             "hit_rate@8": M.hit_rate(ranked, ctx.truth[i], k),
+            "hit_rate_organic@8": M.hit_rate(ranked, ctx.truth_organic[i], k) if ctx.truth_organic[i] else np.nan,
             "ndcg@8": M.ndcg(ranked, ctx.truth[i], k),
             "mrr@8": M.mrr(ranked, ctx.truth[i], k),
             "ild_category": M.ild_category(cats),
@@ -286,30 +290,36 @@ def simulated_clicks(lists, ctx: EvalContext, k: int) -> np.ndarray:
 
 
 def click_probabilities(world, requests, lists, k: int) -> list[np.ndarray]:
-    """Per list, the world's click probability of each shown position (ground truth: evaluation
-    and simulated feedback only). A repeated query is one suggestion: only its first occurrence
-    can be clicked."""
-    users, queries, positions, times, owner = [], [], [], [], []
-    for i, ranked in enumerate(lists):
-        u, t = requests[i]
-        for pos, q in enumerate(ranked[:k]):
-            users.append(u)
-            queries.append(q)
-            positions.append(pos)
-            times.append(to_us(t))
-            owner.append(i)
-    if not users:
-        return [np.zeros(0) for _ in lists]
-    qidx, cat = world.resolve_queries(queries)
-    p = world.click_probability_batch(world.user_index(users), qidx, np.array(positions),
-                                      world.days_since_start(np.array(times)), cat)
-    seen: set = set()
-    for j, key in enumerate(zip(owner, queries)):
-        if key in seen:
-            p[j] = 0.0
-        seen.add(key)
-    sizes = np.bincount(np.array(owner), minlength=len(lists))
-    return np.split(p, np.cumsum(sizes)[:-1])
+    """Per list, the world's probability that each shown position is clicked, averaged over the
+    visit's possible needs (ground truth: evaluation and simulated feedback only). A repeated
+    query is one suggestion: only its first occurrence can be clicked."""
+    from pipelines.world import Texts
+
+    if not lists:
+        return []
+    width = max((len(x[:k]) for x in lists), default=0)
+    out = []
+    for lo in range(0, len(lists), 256):
+        chunk = [list(x[:k]) for x in lists[lo:lo + 256]]
+        flat = [q for x in chunk for q in x]
+        texts = world.texts(flat)
+        grid = np.full((len(chunk), max(width, 1)), -1)
+        shown = np.zeros(grid.shape, bool)
+        j = 0
+        for r, x in enumerate(chunk):
+            seen = set()
+            for c, q in enumerate(x):
+                grid[r, c] = j
+                shown[r, c] = q not in seen
+                seen.add(q)
+                j += 1
+        g = np.maximum(grid, 0)
+        rows = Texts(texts.query[g], texts.category[g], texts.tokens[g], texts.novelty[g])
+        users = world.user_index([u for u, _ in requests[lo:lo + 256]])
+        t = world.days_since_start(np.array([to_us(t) for _, t in requests[lo:lo + 256]]))
+        p = world.list_click_probabilities(users, t, rows, shown & (grid >= 0))
+        out.extend(p[r, :len(x)] for r, x in enumerate(chunk))
+    return out
 
 
 def summarize(per_list: pd.DataFrame, lists: list[list[str]], ctx: EvalContext, k: int) -> dict:
@@ -318,7 +328,7 @@ def summarize(per_list: pd.DataFrame, lists: list[list[str]], ctx: EvalContext, 
         mask = np.ones(len(per_list), bool) if name == "all" else (per_list["slice"] == name).to_numpy()
         sub = per_list[mask]
         n = int(mask.sum())
-        row = {m: _mean(sub[m]) for m in ("hit_rate@8", "ndcg@8", "mrr@8", "ild_category", "ild_embedding",
+        row = {m: _mean(sub[m]) for m in ("hit_rate@8", "hit_rate_organic@8", "ndcg@8", "mrr@8", "ild_category", "ild_embedding",
                                           "distinct_categories", "interest_coverage", "novelty", "serendipity",
                                           "validity", "repeat_rate", "sim_ctr")}
         recommended = {q for i in np.flatnonzero(mask) for q in lists[i][:k]}
@@ -336,11 +346,14 @@ def _mean(s: pd.Series) -> float:
 
 
 def add_lift(report: dict) -> None:
-    legacy = report.get("legacy")
+    """sim_ctr relative to legacy's (lift) and to the oracle's (the share of the ceiling)."""
+    legacy, oracle = report.get("legacy"), report.get("oracle")
     for policy in report.values():
         for name, row in policy.items():
             base = legacy[name]["sim_ctr"] if legacy else math.nan
             row["sim_ctr_lift"] = row["sim_ctr"] / base - 1 if base and not math.isnan(base) else math.nan
+            top = oracle[name]["sim_ctr"] if oracle else math.nan
+            row["oracle_share"] = row["sim_ctr"] / top if top and not math.isnan(top) else math.nan
 
 
 def run(policies: Sequence[Policy], ctx: EvalContext, k: int) -> tuple[dict, dict]:
@@ -364,6 +377,7 @@ def main(cfg: EvaluateConfig, extra_policies: Sequence[Policy] = ()) -> dict:
     out = Path(cfg.output_dir) if cfg.output_dir else aigq_home() / "reports"
     out.mkdir(parents=True, exist_ok=True)
     doc = {"policies": report, "cutoff": str(ctx.cutoff), "n_requests": len(ctx.requests),
+           "world": ctx.world.describe() if ctx.world is not None else None,
            "config": asdict(cfg), "has_ground_truth": ctx.world is not None,
            "generation": {p.name: p.generation_stats() for p in policies if hasattr(p, "generation_stats")}}
     (out / "eval.json").write_text(json.dumps(doc, indent=1, default=_json_default))
@@ -382,7 +396,8 @@ def _json_default(o):
     raise TypeError(type(o))
 
 
-TABLE_METRICS = ("hit_rate@8", "ndcg@8", "mrr@8", "sim_ctr", "sim_ctr_lift", "ild_category", "ild_embedding",
+TABLE_METRICS = ("hit_rate@8", "hit_rate_organic@8", "ndcg@8", "mrr@8", "sim_ctr", "sim_ctr_lift", "oracle_share",
+                 "ild_category", "ild_embedding",
                  "distinct_categories", "interest_coverage", "novelty", "serendipity", "validity",
                  "repeat_rate", "catalog_coverage", "n_lists")
 

@@ -22,9 +22,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from pipelines import schemas
+from pipelines import schemas, world_stats
 from pipelines.config import ConfigError, aigq_home, option
 from pipelines.world import DAY_US, World, make_world
+from pipelines.world_spec import load_spec
 
 PROFILES = {
     "tiny": dict(n_users=300, n_days=10),
@@ -35,7 +36,6 @@ HOUR_US = 3_600_000_000
 SESSION_GAP_US = 40 * 60_000_000  # a user's sessions start at least 40 minutes apart
 # share of sessions starting in each hour (UTC is the shop's local time here)
 DIURNAL = np.array([0, 0, 0, 0, 0, 0, 1, 2, 4, 5, 5, 5, 7, 6, 5, 5, 5, 6, 7, 8, 10, 10, 8, 4], float)
-EXPLORE_SHARE = 0.25  # share of HintQ lists shown in random order
 COCLICK_SLOTS, POPULAR_POOL, POPULAR_DAYS, COCLICK_DAYS = 4, 60, 7, 14
 
 
@@ -53,6 +53,10 @@ class SimulateConfig:
     trend_shift_day: int = option(-1, "day from which trend_shift_domains surge (negative: no shift)")
     trend_shift_domains: list[str] = option(["fashion", "beauty"], "domains that surge at trend_shift_day")
     trend_shift_boost: float = option(3.0, "demand multiplier of the surging domains")
+    off: list[str] = option([], "world structures to switch off, for the ablation (attribute_tastes, "
+                                "novelty_search, personas, session_need, exploration; see world_v2.yaml)")
+    check_spec: bool = option(True, "measure the world_v2.yaml target statistics on the new logs "
+                                    "(world/spec_check.json; a minute for the large profile)")
     output_dir: str = option("", "where to write the logs (default $AIGQ_HOME/data)")
 
     def resolved_end_date(self) -> str:
@@ -93,7 +97,7 @@ def main(cfg: SimulateConfig) -> Path:
     world = make_world(
         cfg.seed, n_users, n_days, end_date, cfg.cold_start_share, cfg.burn_in_days,
         cfg.trend_shift_day if cfg.trend_shift_day >= 0 else None, tuple(cfg.trend_shift_domains),
-        cfg.trend_shift_boost)
+        cfg.trend_shift_boost, off=cfg.off)
     write_catalog_and_users(world, out)
     rng = np.random.default_rng(cfg.seed + 1)
     state = LegacyState.empty(n_users, world.catalog.n_queries)
@@ -109,10 +113,14 @@ def main(cfg: SimulateConfig) -> Path:
     finally:
         for w in writers.values():
             w.close()
-    world.save(aigq_home() / "world" if not cfg.output_dir else out.parent / "world")
-    manifest = {"source": "simulate", "config": asdict(cfg), "end_date": end_date,
+    world_dir = aigq_home() / "world" if not cfg.output_dir else out.parent / "world"
+    world.save(world_dir)
+    manifest = {"source": "simulate", "config": asdict(cfg), "end_date": end_date, "world": world.describe(),
                 "n_users": n_users, "n_days": n_days, "sessions": ids["session"], "events": ids["event"]}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    if cfg.check_spec:
+        rows = world_stats.check(world_stats.measure(out, world_dir), load_spec(cfg.off))
+        (world_dir / "spec_check.json").write_text(json.dumps(rows, indent=1))
     return out
 
 
@@ -135,14 +143,11 @@ def simulate_day(world: World, day: int, rng: np.random.Generator, state: Legacy
     sess_user, start_us = _sessions_of_day(world, day, rng)
     n = len(sess_user)
     t_days = world.days_since_start(start_us)
-    cat1, cat2 = _session_intents(world, sess_user, t_days, rng)
-    lists = explore_shuffle(legacy_lists(world, state, sess_user, rng, k), rng)
-    positions = np.tile(np.arange(k), n)
-    p_click = world.click_probability_batch(np.repeat(sess_user, k), lists.ravel(), positions,
-                                            np.repeat(t_days, k)).reshape(n, k)
-    clicked = rng.random((n, k)) < p_click
-    searches = _searches(world, lists, clicked, cat1, cat2, rng)
-    events = _events(world, searches, start_us, rng)
+    need, second = _session_intents(world, sess_user, t_days, rng)
+    lists, explore = exploration_bucket(world, legacy_lists(world, state, sess_user, rng, k), rng)
+    clicked = world.draw_suggestion_clicks(rng, sess_user, t_days, lists, need)
+    searches = _searches(world, sess_user, lists, clicked, need, second, rng)
+    events = _events(world, sess_user, searches, start_us, rng)
     _update_legacy_state(state, searches, sess_user, world.catalog.n_queries)
 
     session_ids = ids["session"] + np.arange(n, dtype=np.int64)
@@ -153,7 +158,7 @@ def simulate_day(world: World, day: int, rng: np.random.Generator, state: Legacy
     return {
         "sessions": _sessions_table(world, sess_user, session_ids, start_us, events),
         "events": _events_table(world, sess_user, session_ids, event_ids, events),
-        "hintq_impressions": _impressions_table(world, sess_user, session_ids, start_us, lists, clicked),
+        "hintq_impressions": _impressions_table(world, sess_user, session_ids, start_us, lists, clicked, explore),
     }
 
 
@@ -192,16 +197,28 @@ def spaced_starts(group: np.ndarray, start: np.ndarray, gap: int) -> np.ndarray:
     return np.maximum.accumulate(v) - shift + gap * rank + base
 
 
-def _session_intents(world: World, sess_user, t_days, rng) -> tuple[np.ndarray, np.ndarray]:
-    probs = world.session_slot_probs(sess_user, t_days)
+def _draw_rows(probs: np.ndarray, rng) -> np.ndarray:
+    """One column index per row, drawn from the row's probabilities."""
     cum = probs.cumsum(axis=1)
-    slot1 = np.minimum((cum < rng.random(len(sess_user))[:, None]).sum(axis=1), probs.shape[1] - 1)
-    slot2 = np.minimum((cum < rng.random(len(sess_user))[:, None]).sum(axis=1), probs.shape[1] - 1)
+    return np.minimum((cum < rng.random(len(probs))[:, None] * cum[:, -1:]).sum(axis=1), probs.shape[1] - 1)
+
+
+def _session_intents(world: World, sess_user, t_days, rng) -> tuple[np.ndarray, np.ndarray]:
+    """The visit's need (its first intent category) and, for some visits, a second intent: another
+    expressed interest, favouring categories of the same persona as the need."""
+    probs = world.session_slot_probs(sess_user, t_days)
+    rows = np.arange(len(sess_user))
     cats = world.users.slot_category[sess_user]
-    cat1 = cats[np.arange(len(sess_user)), slot1]
-    two = (rng.random(len(sess_user)) < 0.3) & (slot2 != slot1)
-    cat2 = np.where(two, cats[np.arange(len(sess_user)), slot2], -1)
-    return cat1, cat2
+    slot1 = _draw_rows(probs, rng)
+    need = cats[rows, slot1]
+    boost = np.where(world.shares_persona(sess_user[:, None], need[:, None], cats),
+                     world.spec["complement_boost"], 1.0)
+    second_probs = probs * boost
+    second_probs[rows, slot1] = 0.0
+    possible = second_probs.sum(axis=1) > 0
+    slot2 = _draw_rows(np.where(possible[:, None], second_probs, 1.0), rng)
+    two = possible & (rng.random(len(sess_user)) < world.spec["second_intent_share"])
+    return need, np.where(two, cats[rows, slot2], -1)
 
 
 def legacy_lists(world: World, state: LegacyState, sess_user, rng, k: int) -> np.ndarray:
@@ -220,12 +237,22 @@ def legacy_lists(world: World, state: LegacyState, sess_user, rng, k: int) -> np
     return first_distinct(np.concatenate([coclick, popular], axis=1), k)
 
 
-def explore_shuffle(lists: np.ndarray, rng, share: float = EXPLORE_SHARE) -> np.ndarray:
-    """Shuffle the order of a random share of lists (exploration traffic), so position bias can
-    be told apart from the policy putting its best guesses first."""
-    keys = np.where(rng.random(len(lists))[:, None] < share, rng.random(lists.shape), np.arange(lists.shape[1]))
-    keys = np.where(lists >= 0, keys, np.inf)  # padding stays at the end
-    return np.take_along_axis(lists, np.argsort(keys, axis=1, kind="stable"), axis=1)
+def exploration_bucket(world: World, lists: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+    """A small randomised bucket of impressions: some slots of the legacy list replaced by random
+    vocabulary queries, the order shuffled (logged as policy `legacy_explore`)."""
+    n, k = lists.shape
+    explore = np.zeros(n, bool)
+    if not world.flags["exploration"] or n == 0:
+        return lists, explore
+    explore = rng.random(n) < world.spec["exploration_share"]
+    m, slots = int(explore.sum()), int(world.spec["exploration_slots"])
+    if m:
+        randoms = rng.integers(0, world.catalog.n_queries, (m, slots))
+        mixed = first_distinct(np.concatenate([randoms, lists[explore][:, :k - slots], lists[explore]], axis=1), k)
+        keys = np.where(mixed >= 0, rng.random(mixed.shape), np.inf)  # padding stays at the end
+        lists = lists.copy()
+        lists[explore] = np.take_along_axis(mixed, np.argsort(keys, axis=1, kind="stable"), axis=1)
+    return lists, explore
 
 
 def first_distinct(candidates: np.ndarray, k: int) -> np.ndarray:
@@ -245,27 +272,69 @@ def first_distinct(candidates: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _sample_queries_in(world: World, categories: np.ndarray, rng) -> np.ndarray:
-    """One query per category, drawn from the category's Zipf popularity."""
-    qcat = world.query_category
-    prior = world.catalog.query_prior
-    # queries are stored grouped by category: a global monotone CDF lets one searchsorted do all
-    flat_cdf = qcat + np.concatenate([np.cumsum(prior[qcat == c]) for c in range(qcat.max() + 1)])
-    idx = np.searchsorted(flat_cdf, categories + rng.random(len(categories)) * 0.999999, side="right")
-    starts = np.searchsorted(qcat, categories, side="left")
-    ends = np.searchsorted(qcat, categories, side="right") - 1
-    return np.clip(idx, starts, ends)
+CHUNK = 20_000  # rows per vectorised choice (bounds memory: rows x candidates x tokens)
 
 
-def _searches(world: World, lists, clicked, cat1, cat2, rng) -> dict[str, np.ndarray]:
+def _choose(logits_of, n: int, rng) -> np.ndarray:
+    """Gumbel-max choice per row of the [rows, candidates] logits that `logits_of(slice)` returns."""
+    out = np.empty(n, dtype=np.int64)
+    for lo in range(0, n, CHUNK):
+        logits = logits_of(slice(lo, lo + CHUNK))
+        out[lo:lo + CHUNK] = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
+    return out
+
+
+def organic_queries(world: World, users: np.ndarray, categories: np.ndarray, rng) -> np.ndarray:
+    """The query a shopper types inside a category: Zipf popularity, flattened and lengthened by
+    their novelty taste, tilted to the attribute words they like."""
+    qcat = world.query_category  # the vocabulary is grouped by category
+    first = np.searchsorted(qcat, np.arange(qcat.max() + 1), side="left")
+    count = np.searchsorted(qcat, np.arange(qcat.max() + 1), side="right") - first
+    width = np.arange(count.max())
+    s, log_prior = world.spec, np.log(world.catalog.query_prior)
+
+    def logits(rows):
+        u, c = users[rows], categories[rows]
+        valid = width[None, :] < count[c][:, None]
+        cand = np.where(valid, first[c][:, None] + width[None, :], 0)
+        out = log_prior[cand]
+        if world.flags["novelty_search"]:
+            nov = world.users.novelty_pref[u][:, None]
+            out = (1 - s["search_popularity_flatten"] * nov) * out + \
+                s["search_attribute_lean"] * nov * world.query_n_tokens[cand]
+        out = out + s["search_taste_weight"] * world.taste_match(u[:, None], world.query_tokens[cand])
+        return np.where(valid, out, -np.inf)
+
+    return first[categories] + _choose(logits, len(users), rng)
+
+
+def clicked_items(world: World, users: np.ndarray, queries: np.ndarray, rng) -> np.ndarray:
+    """The result a shopper clicks for a query: among the items it returns, by taste and price."""
+    c = world.catalog
+    off, count = c.query_item_offsets[queries], np.diff(c.query_item_offsets)[queries]
+    width = np.arange(max(int(count.max()), 1) if len(count) else 1)
+
+    def logits(rows):
+        valid = width[None, :] < count[rows][:, None]
+        cand = c.query_item_index[np.where(valid, off[rows][:, None] + width[None, :], 0)]
+        u = users[rows][:, None]
+        out = world.spec["item_taste_weight"] * world.taste_match(u, world.item_tokens[cand]) \
+            - world.price_lean(u) * (world.item_tier[cand] - 3) / 2
+        return np.where(valid, out, -np.inf)
+
+    pick = _choose(logits, len(queries), rng)
+    return c.query_item_index[off + pick]
+
+
+def _searches(world: World, sess_user, lists, clicked, need, second, rng) -> dict[str, np.ndarray]:
     """Searches of each session: clicked suggestions first (in list order), then organic ones."""
-    n = len(cat1)
+    n = len(need)
     hs_sess, hs_pos = np.nonzero(clicked)
-    n_org = rng.poisson(1.2, n) + (clicked.sum(axis=1) == 0)
+    n_org = rng.poisson(world.spec["organic_searches_mean"], n) + (clicked.sum(axis=1) == 0)
     org_sess = np.repeat(np.arange(n), n_org)
-    use_second = (cat2[org_sess] >= 0) & (rng.random(len(org_sess)) < 0.4)
-    org_cat = np.where(use_second, cat2[org_sess], cat1[org_sess])
-    org_query = _sample_queries_in(world, org_cat, rng)
+    use_second = (second[org_sess] >= 0) & (rng.random(len(org_sess)) < 0.4)
+    org_cat = np.where(use_second, second[org_sess], need[org_sess])
+    org_query = organic_queries(world, sess_user[org_sess], org_cat, rng)
     sess = np.concatenate([hs_sess, org_sess])
     query = np.concatenate([lists[hs_sess, hs_pos], org_query])
     hintq = np.concatenate([np.ones(len(hs_sess), bool), np.zeros(len(org_sess), bool)])
@@ -276,18 +345,16 @@ def _searches(world: World, lists, clicked, cat1, cat2, rng) -> dict[str, np.nda
     return {"sess": sess, "query": query, "hintq": hintq, "rank": rank}
 
 
-def _events(world: World, s: dict, start_us, rng) -> dict[str, np.ndarray]:
+def _events(world: World, sess_user, s: dict, start_us, rng) -> dict[str, np.ndarray]:
     """Searches, then for each its item clicks, each click possibly a cart and a purchase."""
-    c = world.catalog
     n_s = len(s["sess"])
-    n_clicks = rng.poisson(1.0, n_s)
+    n_clicks = rng.poisson(world.spec["item_clicks_mean"], n_s)
     click_search = np.repeat(np.arange(n_s), n_clicks)
-    q = s["query"][click_search]
-    off, cnt = c.query_item_offsets[q], np.diff(c.query_item_offsets)[q]
-    click_item = c.query_item_index[off + (rng.random(len(q)) * cnt).astype(np.int64)]
+    users = sess_user[s["sess"][click_search]]
+    click_item = clicked_items(world, users, s["query"][click_search], rng)
     click_rank = np.arange(len(click_search)) - np.searchsorted(click_search, click_search)
-    cart = rng.random(len(click_search)) < 0.2
-    purchase = cart & (rng.random(len(click_search)) < 0.4)
+    cart = rng.random(len(click_search)) < world.cart_probability(users, click_item)
+    purchase = cart & (rng.random(len(click_search)) < world.spec["purchase_rate"])
 
     def part(search_idx, etype, item, sub):
         return dict(search=search_idx, type=np.full(len(search_idx), etype, np.int8), item=item, sub=sub)
@@ -377,7 +444,7 @@ def _events_table(world, sess_user, session_ids, event_ids, ev) -> pa.Table:
     }, schema=schemas.SCHEMAS["events"])
 
 
-def _impressions_table(world, sess_user, session_ids, start_us, lists, clicked) -> pa.Table:
+def _impressions_table(world, sess_user, session_ids, start_us, lists, clicked, explore) -> pa.Table:
     n, k = lists.shape
     rows, pos = np.nonzero(lists >= 0)
     q = lists[rows, pos]
@@ -388,5 +455,5 @@ def _impressions_table(world, sess_user, session_ids, start_us, lists, clicked) 
         "impression_ts": _ts(start_us[rows]), "position": pos.astype(np.int64),
         "query_id": _take(c.queries["query_id"], q), "query": _take(c.queries["query"], q),
         "category_id": _take(c.categories["category_id"], world.query_category[q]),
-        "clicked": clicked[rows, pos], "policy": pa.array(["legacy"] * len(rows), pa.string()),
+        "clicked": clicked[rows, pos], "policy": _take(["legacy", "legacy_explore"], explore[rows].astype(np.int64)),
     }, schema=schemas.SCHEMAS["hintq_impressions"])

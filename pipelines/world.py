@@ -1,12 +1,17 @@
-"""The simulated world's ground truth: users' latent interests, seasonality and the click model.
+"""The simulated world's ground truth (version 2): who the shoppers are, what they like, and the
+list-level click model. Training and serving never read it (`$AIGQ_HOME/world/`); the simulator
+uses it to write logs and evaluation uses it to score lists.
 
-Training and serving never read this module's saved state (`$AIGQ_HOME/world/`); the simulator
-uses it to write logs and evaluation uses it to score lists (`World.click_probability`).
-
-Each user has 8 interest slots over categories: up to 5 expressed ones (drive sessions), one
-drift slot (absent at the start, grown by the end of the window for "drifters"), and up to 2
-hidden ones that the user never expresses on their own but does click when shown (the ground
-truth for serendipity). Weights move linearly from `w_start` to `w_end` over the window.
+Each user has 8 interest slots over categories (up to 5 expressed ones that drive visits, a drift
+slot grown over the window by "drifters", up to 2 hidden ones never searched unprompted but
+clicked when shown), one or two personas that those categories mostly come from, and tastes over
+attribute words (colours, materials, styles, audiences, price words, brands). A visit opens with
+a need (its first intent category). A suggestion's attractiveness depends on that need, the
+long-term interest in its category, the taste match of the words it names, seasonal demand and
+novelty; the shopper scans the list top-down, looking at position j with probability
+(1 + j)^-decay, and after taking a suggestion rarely goes on (`click_continue`). Evaluation does
+not know the need of a held-out visit any more than a policy does: expected clicks are averaged
+over the user's need distribution. Every structure can be switched off (`world_v2.yaml`).
 """
 
 from __future__ import annotations
@@ -15,28 +20,18 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from pipelines import catalog_spec as spec
-from pipelines.catalog import Catalog, build_catalog
+from pipelines.catalog import Catalog, build_catalog, longest_named_key
+from pipelines.lexicon import MAX_TOKENS, Lexicon
 from pipelines.text import normalize_query
+from pipelines.world_spec import load_spec
+from pipelines.world_users import DAY_US, N_SLOTS, Users, draw_users, persona_membership
 
-N_EXPRESSED, DRIFT_SLOT, N_SLOTS = 5, 5, 8
-DAY_US = 86_400_000_000
-
-
-@dataclass
-class ClickModel:
-    """Position-based click model: P(click) = examination(position) * attractiveness."""
-
-    intercept: float = -4.0
-    affinity_weight: float = 4.5  # on sqrt(interest weight of the query's category)
-    season_weight: float = 1.0  # on log(seasonal multiplier of the query's domain)
-    novelty_weight: float = 0.8  # on (user novelty preference - 0.3) * standardised novelty
-    position_decay: float = 0.7  # examination = (1 + position) ** -decay, position 0-based
-    invalid_penalty: float = 3.0  # on the logit of a query that names no product type
+NO_CATEGORY = -1
 
 
 @dataclass
@@ -53,31 +48,44 @@ class WorldParams:
     trend_shift_day: int | None = None
     trend_shift_domains: list[str] = field(default_factory=list)
     trend_shift_boost: float = 1.0
-    click: ClickModel = field(default_factory=ClickModel)
+    version: int = 2
+    flags: dict[str, bool] = field(default_factory=dict)
+    spec: dict = field(default_factory=dict)  # the world_v2.yaml parameters this world was drawn with
 
 
 @dataclass
-class Users:
-    profile: pd.DataFrame  # public: user_id, age_band, gender, city_tier, price_sensitivity, signup_ts
-    slot_category: np.ndarray  # [n, N_SLOTS] category index, -1 for an empty slot
-    w_start: np.ndarray  # [n, N_SLOTS]
-    w_end: np.ndarray  # [n, N_SLOTS]
-    hidden: np.ndarray  # [n, N_SLOTS] bool
-    novelty_pref: np.ndarray  # [n]
-    activity: np.ndarray  # [n] expected sessions per day
-    first_day: np.ndarray  # [n] first active day (negative: active before the window)
+class Texts:
+    """What the world needs to judge a batch of suggestion texts (any shape, aligned)."""
+
+    query: np.ndarray  # vocabulary index, -1 outside it
+    category: np.ndarray  # category index, -1 if the text names no product type
+    tokens: np.ndarray  # [..., MAX_TOKENS] attribute tokens, -1 padded
+    novelty: np.ndarray  # standardised novelty
 
 
 class World:
     def __init__(self, params: WorldParams, catalog: Catalog, users: Users):
         self.params, self.catalog, self.users = params, catalog, users
+        self.flags, self.spec = params.flags, params.spec
+        self.lexicon = Lexicon(catalog.items["brand"])
+        queries = catalog.queries
         self.query_category = catalog.query_category_index()
+        self.query_tokens = self.lexicon.token_matrix(list(queries["query"]), list(queries["ptype"]))
+        self.query_n_tokens = (self.query_tokens >= 0).sum(axis=1)
         self.category_domain = catalog.categories["domain"].to_numpy()
         self.domains = sorted(set(self.category_domain))
         self.category_domain_index = np.array([self.domains.index(d) for d in self.category_domain])
-        self.query_novelty_z = _standardised_novelty(catalog, self.query_category)
-        self._query_index = {q: i for i, q in enumerate(catalog.queries["query"])}
+        self.query_novelty_z = _standardised_novelty(catalog)
+        self._novelty_by_shape = _novelty_by_category_and_length(self.query_category, self.query_n_tokens,
+                                                                 self.query_novelty_z, len(self.category_domain))
+        self.persona_member = persona_membership(catalog, 1.0) > 0
+        items = catalog.items
+        self.item_tokens = np.stack([[self.lexicon.index.get(normalize_query(v), -1) for v in items[column]]
+                                     for column in ("color", "material", "style", "audience", "brand")], axis=1)
+        self.item_tier = items["price_tier"].to_numpy()
+        self._query_index = {q: i for i, q in enumerate(queries["query"])}
         self._user_index = {u: i for i, u in enumerate(users.profile["user_id"])}
+        self._ptype_category = {p: i for p, i in zip(queries["ptype"], self.query_category)}
 
     # ---- time -------------------------------------------------------------------------
     def days_since_start(self, ts_us: np.ndarray | int) -> np.ndarray:
@@ -102,7 +110,7 @@ class World:
         return (1 - alpha) * u.w_start[user_idx] + alpha * u.w_end[user_idx]
 
     def session_slot_probs(self, user_idx: np.ndarray, t_days: np.ndarray) -> np.ndarray:
-        """P(session intent slot): expressed interests only, times seasonal demand."""
+        """P(a visit's need is slot s): expressed interests only, times seasonal demand."""
         w = self.interest_weights(user_idx, t_days) * ~self.users.hidden[user_idx]
         cats = self.users.slot_category[user_idx]
         dom = self.category_domain_index[np.maximum(cats, 0)]
@@ -115,58 +123,200 @@ class World:
         match = self.users.slot_category[user_idx] == np.asarray(category_idx)[:, None]
         return (w * match).sum(axis=1)
 
-    # ---- clicks -------------------------------------------------------------------------
-    def click_probability_batch(self, user_idx, query_idx, position, t_days, category_idx=None) -> np.ndarray:
-        """Vectorised ground-truth P(click) of showing query at 0-based position to user at t.
+    def is_hidden_interest(self, user_idx: np.ndarray, category_idx: np.ndarray) -> np.ndarray:
+        """Whether each (user, category) pair is one of the user's hidden interests (1-d, aligned)."""
+        match = self.users.slot_category[user_idx] == np.asarray(category_idx)[:, None]
+        return (match & self.users.hidden[user_idx]).any(axis=1)
 
-        `query_idx` -1 is a query outside the vocabulary: `category_idx` (from
-        `resolve_queries`) then says which category it names; it is treated as a rare query of
-        that category. One that names no category returns nothing and is rarely clicked."""
-        c = self.params.click
-        user_idx, query_idx = np.asarray(user_idx), np.asarray(query_idx)
-        t_days = np.broadcast_to(np.asarray(t_days, dtype=float), user_idx.shape)
-        known = query_idx >= 0
-        cat = self.query_category[np.maximum(query_idx, 0)]
-        if category_idx is not None:
-            cat = np.where(known, cat, np.asarray(category_idx))
-        else:
-            cat = np.where(known, cat, -1)
+    def shares_persona(self, user_idx, cat_a, cat_b) -> np.ndarray:
+        """Whether categories a and b belong to one of the user's personas (shapes broadcast)."""
+        user_idx, cat_a, cat_b = np.broadcast_arrays(user_idx, cat_a, cat_b)
+        out = np.zeros(user_idx.shape, bool)
+        for k in range(self.users.personas.shape[1]):
+            p = self.users.personas[user_idx, k]
+            ok = (p >= 0) & (cat_a >= 0) & (cat_b >= 0)
+            p = np.maximum(p, 0)
+            out |= ok & self.persona_member[p, np.maximum(cat_a, 0)] & self.persona_member[p, np.maximum(cat_b, 0)]
+        return out
+
+    # ---- tastes -------------------------------------------------------------------------
+    def taste_match(self, user_idx: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """Sum of the user's liking of each attribute token (tokens [..., T], user_idx [...])."""
+        if not self.flags.get("attribute_tastes", True):
+            return np.zeros(tokens.shape[:-1])
+        taste = self.users.taste[np.asarray(user_idx)[..., None], np.maximum(tokens, 0)]
+        return np.where(tokens >= 0, taste, 0.0).sum(axis=-1)
+
+    def price_lean(self, user_idx: np.ndarray) -> np.ndarray:
+        """> 0 for price-sensitive users: how much a price tier below the middle appeals."""
+        if not self.flags.get("attribute_tastes", True):
+            return np.zeros(np.shape(user_idx))
+        ps = self.users.profile["price_sensitivity"].to_numpy()[user_idx]
+        return self.spec["price_weight"] * (ps - 0.5) * 2
+
+    def cart_probability(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        """P(add to cart | item clicked): lower the further the item's price tier is from the
+        user's comfort tier (5 for the price-insensitive .. 1 for the most sensitive)."""
+        rate = self.spec["cart_rate"]
+        if not self.flags.get("attribute_tastes", True):
+            return np.full(np.shape(item_idx), rate)
+        comfort = 5 - 4 * self.users.profile["price_sensitivity"].to_numpy()[user_idx]
+        gap = np.abs(self.item_tier[item_idx] - comfort)
+        return rate * 2 / (1 + np.exp(self.spec["cart_price_weight"] * gap))
+
+    # ---- texts --------------------------------------------------------------------------
+    def texts(self, queries: Sequence[str]) -> Texts:
+        """Judge texts by what they name: a vocabulary query by its own index; any other text by
+        the product type and attribute words it names (novelty as a query of that category with
+        as many attribute words; a text that names no product type gets nothing)."""
+        q = np.array([self._query_index.get(normalize_query(t), -1) for t in queries], dtype=np.int64)
+        cat = np.where(q >= 0, self.query_category[np.maximum(q, 0)], NO_CATEGORY)
+        tokens = np.where(q[:, None] >= 0, self.query_tokens[np.maximum(q, 0)], -1)
+        novelty = np.where(q >= 0, self.query_novelty_z[np.maximum(q, 0)], 0.0)
+        for i in np.flatnonzero(q < 0):
+            ptype = longest_named_key(queries[i], self._ptype_category)
+            if ptype is None:
+                continue
+            cat[i] = self._ptype_category[ptype]
+            ids = self.lexicon.token_ids(queries[i], ptype)[:MAX_TOKENS]
+            tokens[i, :] = -1
+            tokens[i, :len(ids)] = ids
+            novelty[i] = self._novelty_by_shape[cat[i], min(len(ids), self._novelty_by_shape.shape[1] - 1)]
+        return Texts(q, cat, tokens, novelty)
+
+    def vocabulary_texts(self) -> Texts:
+        return Texts(np.arange(self.catalog.n_queries), self.query_category, self.query_tokens, self.query_novelty_z)
+
+    # ---- clicks -------------------------------------------------------------------------
+    def attractiveness(self, user_idx, texts: Texts, t_days, need: np.ndarray | None = None) -> np.ndarray:
+        """P(take the suggestion | looked at it), for the user at time t with a visit need
+        (category index per element, -1 or None: no need known). Shapes broadcast."""
+        s = self.spec
+        user_idx = np.asarray(user_idx)
+        cat = texts.category
         valid = cat >= 0
-        aff = np.where(valid, self.affinity(user_idx, cat, t_days), 0.0)
-        season = np.where(valid, self.season(self.category_domain_index[np.maximum(cat, 0)], t_days), 1.0)
-        nov = np.where(known, self.query_novelty_z[np.maximum(query_idx, 0)],
-                       np.where(valid, self.query_novelty_z.max(), 0.0))
-        logit = (c.intercept + c.affinity_weight * np.sqrt(aff) + c.season_weight * np.log(season)
-                 + c.novelty_weight * (self.users.novelty_pref[user_idx] - 0.3) * nov
-                 - c.invalid_penalty * ~valid)
-        attract = 1.0 / (1.0 + np.exp(-logit))
-        exam = (1.0 + np.asarray(position, dtype=float)) ** -c.position_decay
-        return exam * attract
+        shape = np.broadcast(user_idx, cat).shape
+        user_b, cat_b = np.broadcast_to(user_idx, shape), np.broadcast_to(cat, shape)
+        t_b = np.broadcast_to(np.asarray(t_days, dtype=float), shape)
+        flat_u, flat_c = user_b.ravel(), np.maximum(cat_b, 0).ravel()
+        aff = np.where(valid, self.affinity(flat_u, flat_c, t_b.ravel()).reshape(shape), 0.0)
+        latent = valid & self.is_hidden_interest(flat_u, flat_c).reshape(shape)
+        season = np.where(valid, self.season(self.category_domain_index[np.maximum(cat_b, 0)], t_b), 1.0)
+        nov_pref = self.users.novelty_pref[user_b]
+        logit = (s["click_intercept"] + s["click_affinity_weight"] * np.sqrt(aff) + s["click_latent_weight"] * latent
+                 + s["click_season_weight"] * np.log(season)
+                 + s["click_novelty_weight"] * (nov_pref - 0.3) * texts.novelty
+                 + s["click_taste_weight"] * self.taste_match(user_b, np.broadcast_to(texts.tokens, shape + (MAX_TOKENS,))))
+        if need is not None and self.flags.get("session_need", True):
+            logit = logit + s["click_need_weight"] * ((cat_b == need) & valid)
+        logit = np.where(valid, logit, s["click_nothing_logit"])
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    def examination(self, k: int) -> np.ndarray:
+        return (1.0 + np.arange(k)) ** -self.spec["click_position_decay"]
+
+    def cascade(self, take: np.ndarray) -> np.ndarray:
+        """Per position, P(click) when looked at top-down: a shopper who took a suggestion goes on
+        only with probability `click_continue` (independent clicks when there is no visit need)."""
+        k = take.shape[-1]
+        q = take * self.examination(k)
+        if not self.flags.get("session_need", True):
+            return q
+        keep_scanning = 1.0 - q * (1.0 - self.spec["click_continue"])
+        survival = np.concatenate([np.ones(q.shape[:-1] + (1,)), np.cumprod(keep_scanning, axis=-1)[..., :-1]], axis=-1)
+        return survival * q
+
+    def need_distribution(self, user_idx: np.ndarray, t_days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """([n, S] need categories, [n, S] their probabilities): a visit's possible needs."""
+        return self.users.slot_category[user_idx], self.session_slot_probs(user_idx, t_days)
+
+    def list_click_probabilities(self, user_idx: np.ndarray, t_days: np.ndarray, texts: Texts,
+                                 shown: np.ndarray) -> np.ndarray:
+        """[n, k] probability that each shown suggestion is clicked, averaged over the visit's
+        possible needs. `texts` fields are [n, k]; `shown` [n, k] False for padding and repeats
+        (a repeated query is one suggestion)."""
+        user_idx, t_days = np.asarray(user_idx), np.asarray(t_days, dtype=float)
+        if not self.flags.get("session_need", True):
+            return self.cascade(self.attractiveness(user_idx[:, None], texts, t_days[:, None]) * shown)
+        needs, probs = self.need_distribution(user_idx, t_days)
+        out = np.zeros(shown.shape)
+        for s in range(needs.shape[1]):
+            if not (probs[:, s] > 0).any():
+                continue
+            take = self.attractiveness(user_idx[:, None], texts, t_days[:, None], needs[:, s:s + 1]) * shown
+            out += probs[:, s:s + 1] * self.cascade(take)
+        return out
 
     def click_probability(self, user: str, query: str, position: int, time) -> float:
-        """Ground-truth probability that `user` clicks suggestion `query` shown at 0-based
-        `position` at `time` (datetime, pandas Timestamp or microseconds). Evaluation only."""
+        """Ground-truth probability that `user` clicks `query` shown alone at 0-based `position`
+        at `time` (datetime, pandas Timestamp or microseconds). Evaluation only."""
         if user not in self._user_index:
             raise KeyError(f"unknown user {user!r}")
         ts = time if isinstance(time, (int, np.integer)) else int(pd.Timestamp(time).value // 1000)
-        q, cat = self.resolve_queries([query])
-        return float(self.click_probability_batch(
-            np.array([self._user_index[user]]), q, np.array([position]),
-            self.days_since_start(np.array([ts])), cat)[0])
+        t = self.texts([query])
+        row = Texts(t.query[None, :], t.category[None, :], t.tokens[None, :, :], t.novelty[None, :])
+        padded = lambda a, fill: np.concatenate([np.full(a.shape[:1] + (position,) + a.shape[2:], fill), a], axis=1)  # noqa: E731
+        texts = Texts(padded(row.query, -1), padded(row.category, NO_CATEGORY), padded(row.tokens, -1),
+                      padded(row.novelty, 0.0))
+        shown = np.zeros((1, position + 1), bool)
+        shown[0, position] = True
+        p = self.list_click_probabilities(np.array([self._user_index[user]]), self.days_since_start(np.array([ts])),
+                                          texts, shown)
+        return float(p[0, position])
 
+    def best_list(self, user: str, time, k: int) -> list[str]:
+        """The list-aware oracle: greedily, the vocabulary query that adds the most expected
+        clicks at the next position given the ones above it (ground truth; evaluation only)."""
+        u = np.array([self._user_index[user]])
+        t = self.days_since_start(np.array([time if isinstance(time, (int, np.integer))
+                                            else int(pd.Timestamp(time).value // 1000)]))
+        vocab = self.vocabulary_texts()
+        exam = self.examination(k)
+        if self.flags.get("session_need", True):
+            needs, probs = self.need_distribution(u, t)
+            live = np.flatnonzero(probs[0] > 0)
+            take = np.stack([self.attractiveness(u, vocab, t, needs[0, s]) for s in live])  # [S, Q]
+            weight = probs[0, live][:, None]
+        else:
+            take, weight = self.attractiveness(u, vocab, t)[None, :], np.ones((1, 1))
+        survival = np.ones((take.shape[0], 1))
+        chosen: list[int] = []
+        cont = self.spec["click_continue"] if self.flags.get("session_need", True) else 1.0
+        for j in range(k):
+            gain = (weight * survival * exam[j] * take).sum(axis=0)
+            gain[chosen] = -1.0
+            best = int(np.argmax(gain))
+            chosen.append(best)
+            survival = survival * (1.0 - exam[j] * take[:, best:best + 1] * (1.0 - cont))
+        return list(self.catalog.queries["query"].to_numpy()[chosen])
+
+    # ---- simulation helpers (the simulator's draws) -----------------------------------------
+    def draw_suggestion_clicks(self, rng, user_idx, t_days, lists: np.ndarray, need: np.ndarray) -> np.ndarray:
+        """[n, k] clicked flags of the lists shown at visits with the given needs."""
+        n, k = lists.shape
+        texts = self.vocabulary_texts()
+        q = np.maximum(lists, 0)
+        rows = Texts(lists, np.where(lists >= 0, texts.category[q], NO_CATEGORY), texts.tokens[q], texts.novelty[q])
+        take = self.attractiveness(np.asarray(user_idx)[:, None], rows, np.asarray(t_days)[:, None],
+                                   np.asarray(need)[:, None]) * (lists >= 0)
+        hit = rng.random((n, k)) < take * self.examination(k)
+        if not self.flags.get("session_need", True):
+            return hit
+        go_on = rng.random((n, k)) < self.spec["click_continue"]
+        scanning = np.ones(n, bool)
+        clicked = np.zeros((n, k), bool)
+        for j in range(k):
+            clicked[:, j] = scanning & hit[:, j]
+            scanning &= ~clicked[:, j] | go_on[:, j]
+        return clicked
+
+    # ---- lookups ------------------------------------------------------------------------
     def user_index(self, user_ids) -> np.ndarray:
         return np.array([self._user_index[u] for u in user_ids], dtype=np.int64)
 
     def query_index(self, queries) -> np.ndarray:
         """Vocabulary index of each query text after normalisation, -1 if outside it."""
         return np.array([self._query_index.get(normalize_query(q), -1) for q in queries], dtype=np.int64)
-
-    def resolve_queries(self, queries) -> tuple[np.ndarray, np.ndarray]:
-        """(vocabulary index or -1, category index or -1) of each query text."""
-        q = self.query_index(queries)
-        cat = np.array([self.query_category[i] if i >= 0 else self.catalog.category_of_text(t)
-                        for i, t in zip(q, queries)], dtype=np.int64)
-        return q, cat
 
     # ---- persistence --------------------------------------------------------------------
     def save(self, directory: Path) -> None:
@@ -175,30 +325,48 @@ class World:
         u = self.users
         np.savez_compressed(directory / "latent.npz", slot_category=u.slot_category, w_start=u.w_start,
                             w_end=u.w_end, hidden=u.hidden, novelty_pref=u.novelty_pref,
-                            activity=u.activity, first_day=u.first_day,
-                            query_prior=self.catalog.query_prior)
+                            activity=u.activity, first_day=u.first_day, personas=u.personas,
+                            taste=u.taste.astype(np.float16), query_prior=self.catalog.query_prior)
 
     @classmethod
     def load(cls, directory: Path, profile: pd.DataFrame) -> "World":
         """Load the ground truth saved by `aigq simulate` (evaluation only)."""
         raw = json.loads((directory / "world.json").read_text())
-        raw["click"] = ClickModel(**raw["click"])
         params = WorldParams(**raw)
         z = np.load(directory / "latent.npz")
-        users = Users(profile=profile, **{k: z[k] for k in z.files if k != "query_prior"})
-        return cls(params, build_catalog(params.seed), users)
+        fields = {k: z[k] for k in z.files if k != "query_prior"}
+        fields["taste"] = fields["taste"].astype(np.float32)
+        return cls(params, build_catalog(params.seed), Users(profile=profile, **fields))
+
+    def describe(self) -> dict:
+        """What eval.json reports about the world it was scored in."""
+        return {"version": self.params.version, "seed": self.params.seed, "flags": dict(self.flags)}
 
 
-def _standardised_novelty(catalog: Catalog, query_category: np.ndarray) -> np.ndarray:
+def _standardised_novelty(catalog: Catalog) -> np.ndarray:
     """z-score of -log2 of a query's population-level popularity."""
     share = catalog.query_prior / len(catalog.categories)
     nov = -np.log2(share)
     return (nov - nov.mean()) / nov.std()
 
 
+def _novelty_by_category_and_length(category, n_tokens, novelty, n_categories: int) -> np.ndarray:
+    """[category, attribute words 0..MAX] median novelty of vocabulary queries of that shape
+    (the nearest shorter shape where a category has none), for texts outside the vocabulary."""
+    table = np.full((n_categories, MAX_TOKENS + 1), np.nan)
+    frame = pd.DataFrame({"c": category, "n": np.minimum(n_tokens, MAX_TOKENS), "z": novelty})
+    for (c, n), z in frame.groupby(["c", "n"])["z"].median().items():
+        table[c, n] = z
+    for n in range(1, MAX_TOKENS + 1):
+        table[:, n] = np.where(np.isnan(table[:, n]), table[:, n - 1], table[:, n])
+    return np.nan_to_num(table, nan=0.0)
+
+
 def make_world(seed: int, n_users: int, n_days: int, end_date: str, cold_start_share: float,
                burn_in_days: int, trend_shift_day: int | None = None,
-               trend_shift_domains: tuple[str, ...] = (), trend_shift_boost: float = 1.0) -> World:
+               trend_shift_domains: tuple[str, ...] = (), trend_shift_boost: float = 1.0,
+               off: Sequence[str] = ()) -> World:
+    spec = load_spec(off)
     rng = np.random.default_rng(seed)
     catalog = build_catalog(seed)
     end = datetime.fromisoformat(end_date).replace(tzinfo=timezone.utc)
@@ -210,77 +378,9 @@ def make_world(seed: int, n_users: int, n_days: int, end_date: str, cold_start_s
         season_amplitude={d: float(rng.uniform(0.1, 0.4)) for d in domains},
         season_phase={d: float(rng.uniform(0, 2 * np.pi)) for d in domains},
         trend_shift_day=trend_shift_day, trend_shift_domains=list(trend_shift_domains),
-        trend_shift_boost=trend_shift_boost,
+        trend_shift_boost=trend_shift_boost, version=spec.version, flags=spec.flags, spec=spec.params,
     )
-    users = _make_users(rng, catalog, params)
+    lexicon = Lexicon(catalog.items["brand"])
+    users = draw_users(rng, catalog, lexicon, n_users, n_days, burn_in_days, params.start_us, cold_start_share,
+                       spec.flags, spec.params)
     return World(params, catalog, users)
-
-
-def _make_users(rng: np.random.Generator, catalog: Catalog, p: WorldParams) -> Users:
-    n = p.n_users
-    age = rng.choice(len(spec.AGE_BANDS), n, p=[0.18, 0.27, 0.22, 0.15, 0.11, 0.07])
-    gender = rng.choice(len(spec.GENDERS), n, p=[0.52, 0.44, 0.04])
-    cold = rng.random(n) < p.cold_start_share
-    first_day = np.where(cold, rng.integers(max(p.n_days - 5, 0), p.n_days, n), -p.burn_in_days)
-    signup_offset_us = np.where(
-        cold, first_day * DAY_US + rng.integers(0, DAY_US // 2, n),
-        -rng.integers(p.burn_in_days * DAY_US, 365 * DAY_US, n))
-    profile = pd.DataFrame({
-        "user_id": [f"u{i:06d}" for i in range(n)],
-        "age_band": np.array(spec.AGE_BANDS)[age],
-        "gender": np.array(spec.GENDERS)[gender],
-        "city_tier": rng.choice([1, 2, 3, 4, 5], n, p=[0.15, 0.25, 0.3, 0.2, 0.1]).astype(np.int64),
-        "price_sensitivity": np.round(rng.beta(2, 2, n), 3),
-        "signup_ts": p.start_us + signup_offset_us,
-    })
-    slot_category = _draw_interest_categories(rng, catalog, age, gender)
-    w_start, w_end, hidden = _draw_interest_weights(rng, n)
-    slot_category = np.where((w_start + w_end) > 0, slot_category, -1)
-    return Users(
-        profile=profile, slot_category=slot_category, w_start=w_start, w_end=w_end, hidden=hidden,
-        novelty_pref=rng.beta(2, 5, n),
-        activity=np.clip(rng.lognormal(np.log(0.3), 1.0, n), 0.03, 5.0),
-        first_day=first_day.astype(np.int64),
-    )
-
-
-def _draw_interest_categories(rng, catalog: Catalog, age: np.ndarray, gender: np.ndarray) -> np.ndarray:
-    """N_SLOTS distinct categories per user by Gumbel top-k over a profile-dependent prior."""
-    cats = catalog.categories
-    domain_of = cats["domain"].to_numpy()
-    n_in_domain = cats.groupby("domain")["category_id"].transform("size").to_numpy()
-    # each domain gets similar total mass whatever its number of leaf categories
-    base = rng.lognormal(0, 0.6, len(cats)) / n_in_domain
-    out = np.empty((len(age), N_SLOTS), dtype=np.int64)
-    for a, band in enumerate(spec.AGE_BANDS):
-        for g, gen in enumerate(spec.GENDERS):
-            rows = np.flatnonzero((age == a) & (gender == g))
-            if not len(rows):
-                continue
-            aff = np.array([spec.AGE_DOMAIN_AFFINITY[band].get(d, 1.0)
-                            * spec.GENDER_DOMAIN_AFFINITY[gen].get(d, 1.0) for d in domain_of])
-            logp = np.log(base * aff)
-            keys = logp + rng.gumbel(size=(len(rows), len(cats)))
-            out[rows] = np.argsort(-keys, axis=1)[:, :N_SLOTS]
-    return out
-
-
-def _draw_interest_weights(rng, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n_expressed = rng.choice([2, 3, 4, 5], n, p=[0.3, 0.35, 0.2, 0.15])
-    slot = np.arange(N_SLOTS)[None, :]
-    expressed = slot < n_expressed[:, None]
-    w_start = rng.dirichlet(np.full(N_EXPRESSED, 0.8), n)
-    w_start = np.concatenate([w_start, np.zeros((n, N_SLOTS - N_EXPRESSED))], axis=1) * expressed
-    w_start = w_start / w_start.sum(axis=1, keepdims=True)
-    # end of window: expressed weights wander, and 40% of users grow a new interest
-    w_end = w_start * rng.lognormal(0, 0.35, (n, N_SLOTS))
-    drifter = rng.random(n) < 0.4
-    w_end = w_end / w_end.sum(axis=1, keepdims=True)
-    new_weight = np.where(drifter, rng.uniform(0.2, 0.5, n), 0.0)
-    w_end = w_end * (1 - new_weight)[:, None]
-    w_end[:, DRIFT_SLOT] = new_weight
-    # hidden interests: never expressed in sessions, clicked when shown
-    n_hidden = rng.choice([0, 1, 2], n, p=[0.2, 0.5, 0.3])
-    hidden = (slot > DRIFT_SLOT) & (slot <= DRIFT_SLOT + n_hidden[:, None])
-    hidden_w = rng.uniform(0.15, 0.35, (n, N_SLOTS)) * hidden
-    return w_start + hidden_w, w_end + hidden_w, hidden

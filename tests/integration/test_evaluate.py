@@ -36,6 +36,20 @@ def test_eval_json_contract(report):
     assert all((out / "plots" / f"{m}.png").stat().st_size > 1000 for m in ("hit_rate_at_8", "sim_ctr"))
 
 
+def test_eval_json_names_the_world_and_the_share_of_the_ceiling(report):
+    from pipelines.world_spec import FLAGS
+
+    doc = report[0]
+    assert doc["world"] == {"version": 2, "seed": 42, "flags": {f: True for f in FLAGS}}
+    p = doc["policies"]
+    for s in SLICES:
+        assert p["oracle"][s]["oracle_share"] == pytest.approx(1.0)
+        assert p["popularity"][s]["oracle_share"] == pytest.approx(p["popularity"][s]["sim_ctr"] / p["oracle"][s]["sim_ctr"])
+        assert 0 < p["popularity"][s]["oracle_share"] < 1
+    # the legacy lists are hit by their own clicked suggestions; typed searches alone hit them less
+    assert 0 <= p["legacy"]["all"]["hit_rate_organic@8"] < p["legacy"]["all"]["hit_rate@8"]
+
+
 def test_oracle_above_popularity_above_random(report):
     p = report[0]["policies"]
     for metric in ("sim_ctr", "hit_rate@8"):

@@ -22,8 +22,11 @@ def test_training_lowers_the_loss_and_beats_chance(trained):
 
 def test_position_bias_is_learnt(trained):
     curve = {int(k): v for k, v in trained[0]["position_curve"].items()}
-    assert curve[0] > curve[1] > curve[2]
+    # the tiny world's randomised bucket is small (5% of 10 days of 300 users): the top slot's lead
+    # is clear, the order among lower slots is not identifiable at this size
+    assert curve[0] > max(curve[p] for p in range(1, 8))
     assert curve[0] > 1.5 * np.mean([curve[p] for p in range(4, 8)])
+    assert np.mean([curve[p] for p in range(1, 4)]) >= np.mean([curve[p] for p in range(4, 8)])
 
 
 def test_weights_moved_from_initialisation(trained):
