@@ -275,12 +275,21 @@ def first_distinct(candidates: np.ndarray, k: int) -> np.ndarray:
 CHUNK = 20_000  # rows per vectorised choice (bounds memory: rows x candidates x tokens)
 
 
-def _choose(logits_of, n: int, rng) -> np.ndarray:
-    """Gumbel-max choice per row of the [rows, candidates] logits that `logits_of(slice)` returns."""
-    out = np.empty(n, dtype=np.int64)
-    for lo in range(0, n, CHUNK):
-        logits = logits_of(slice(lo, lo + CHUNK))
-        out[lo:lo + CHUNK] = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
+def _choose(logits_of, n_candidates: np.ndarray, rng) -> np.ndarray:
+    """A softmax draw per row among its first `n_candidates[row]` candidates, whose logits
+    `logits_of(rows, width, valid)` returns as [rows, width] (one uniform per row, inverse CDF).
+    Rows go in order of candidate count, so each chunk is only as wide as its widest row (most
+    categories have a few dozen queries, some a hundred)."""
+    out = np.empty(len(n_candidates), dtype=np.int64)
+    order = np.argsort(n_candidates, kind="stable")
+    for lo in range(0, len(order), CHUNK):
+        rows = order[lo:lo + CHUNK]
+        width = np.arange(max(int(n_candidates[rows].max()), 1))
+        valid = width[None, :] < n_candidates[rows][:, None]
+        logits = np.where(valid, logits_of(rows, width, valid), -np.inf)
+        cdf = np.cumsum(np.exp(logits - logits.max(axis=1, keepdims=True)), axis=1)
+        u = rng.random(len(rows))[:, None] * cdf[:, -1:]
+        out[rows] = np.minimum((cdf < u).sum(axis=1), n_candidates[rows] - 1)
     return out
 
 
@@ -290,40 +299,34 @@ def organic_queries(world: World, users: np.ndarray, categories: np.ndarray, rng
     qcat = world.query_category  # the vocabulary is grouped by category
     first = np.searchsorted(qcat, np.arange(qcat.max() + 1), side="left")
     count = np.searchsorted(qcat, np.arange(qcat.max() + 1), side="right") - first
-    width = np.arange(count.max())
-    s, log_prior = world.spec, np.log(world.catalog.query_prior)
+    s, log_prior = world.spec, np.log(world.catalog.query_prior).astype(np.float32)
+    n_tokens = world.query_n_tokens.astype(np.float32)
 
-    def logits(rows):
+    def logits(rows, width, valid):
         u, c = users[rows], categories[rows]
-        valid = width[None, :] < count[c][:, None]
         cand = np.where(valid, first[c][:, None] + width[None, :], 0)
         out = log_prior[cand]
         if world.flags["novelty_search"]:
-            nov = world.users.novelty_pref[u][:, None]
-            out = (1 - s["search_popularity_flatten"] * nov) * out + \
-                s["search_attribute_lean"] * nov * world.query_n_tokens[cand]
-        out = out + s["search_taste_weight"] * world.taste_match(u[:, None], world.query_tokens[cand])
-        return np.where(valid, out, -np.inf)
+            nov = world.users.novelty_pref[u][:, None].astype(np.float32)
+            out = (1 - s["search_popularity_flatten"] * nov) * out + s["search_attribute_lean"] * nov * n_tokens[cand]
+        return out + s["search_taste_weight"] * world.taste_match(u[:, None], world.query_tokens[cand])
 
-    return first[categories] + _choose(logits, len(users), rng)
+    return first[categories] + _choose(logits, count[categories], rng)
 
 
 def clicked_items(world: World, users: np.ndarray, queries: np.ndarray, rng) -> np.ndarray:
     """The result a shopper clicks for a query: among the items it returns, by taste and price."""
     c = world.catalog
     off, count = c.query_item_offsets[queries], np.diff(c.query_item_offsets)[queries]
-    width = np.arange(max(int(count.max()), 1) if len(count) else 1)
+    tier = (world.item_tier.astype(np.float32) - 3) / 2
 
-    def logits(rows):
-        valid = width[None, :] < count[rows][:, None]
+    def logits(rows, width, valid):
         cand = c.query_item_index[np.where(valid, off[rows][:, None] + width[None, :], 0)]
         u = users[rows][:, None]
-        out = world.spec["item_taste_weight"] * world.taste_match(u, world.item_tokens[cand]) \
-            - world.price_lean(u) * (world.item_tier[cand] - 3) / 2
-        return np.where(valid, out, -np.inf)
+        return world.spec["item_taste_weight"] * world.taste_match(u, world.item_tokens[cand]) \
+            - world.price_lean(u).astype(np.float32) * tier[cand]
 
-    pick = _choose(logits, len(queries), rng)
-    return c.query_item_index[off + pick]
+    return c.query_item_index[off + _choose(logits, count, rng)]
 
 
 def _searches(world: World, sess_user, lists, clicked, need, second, rng) -> dict[str, np.ndarray]:

@@ -70,8 +70,10 @@ class World:
         self.lexicon = Lexicon(catalog.items["brand"])
         queries = catalog.queries
         self.query_category = catalog.query_category_index()
-        self.query_tokens = self.lexicon.token_matrix(list(queries["query"]), list(queries["ptype"]))
-        self.query_n_tokens = (self.query_tokens >= 0).sum(axis=1)
+        tokens = self.lexicon.token_matrix(list(queries["query"]), list(queries["ptype"]))
+        self.query_n_tokens = (tokens >= 0).sum(axis=1)
+        # vocabulary queries name at most two words: the hot paths gather only that many columns
+        self.query_tokens = tokens[:, :max(int(self.query_n_tokens.max()), 1)]
         self.category_domain = catalog.categories["domain"].to_numpy()
         self.domains = sorted(set(self.category_domain))
         self.category_domain_index = np.array([self.domains.index(d) for d in self.category_domain])
@@ -86,6 +88,7 @@ class World:
         self._query_index = {q: i for i, q in enumerate(queries["query"])}
         self._user_index = {u: i for i, u in enumerate(users.profile["user_id"])}
         self._ptype_category = {p: i for p, i in zip(queries["ptype"], self.query_category)}
+        self._taste = np.concatenate([users.taste, np.zeros((len(users.taste), 1), np.float32)], axis=1)
 
     # ---- time -------------------------------------------------------------------------
     def days_since_start(self, ts_us: np.ndarray | int) -> np.ndarray:
@@ -143,9 +146,9 @@ class World:
     def taste_match(self, user_idx: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Sum of the user's liking of each attribute token (tokens [..., T], user_idx [...])."""
         if not self.flags.get("attribute_tastes", True):
-            return np.zeros(tokens.shape[:-1])
-        taste = self.users.taste[np.asarray(user_idx)[..., None], np.maximum(tokens, 0)]
-        return np.where(tokens >= 0, taste, 0.0).sum(axis=-1)
+            return np.zeros(tokens.shape[:-1], np.float32)
+        # the padding token -1 indexes the appended zero column: no mask needed on the hot path
+        return self._taste[np.asarray(user_idx)[..., None], tokens].sum(axis=-1)
 
     def price_lean(self, user_idx: np.ndarray) -> np.ndarray:
         """> 0 for price-sensitive users: how much a price tier below the middle appeals."""
@@ -171,7 +174,8 @@ class World:
         as many attribute words; a text that names no product type gets nothing)."""
         q = np.array([self._query_index.get(normalize_query(t), -1) for t in queries], dtype=np.int64)
         cat = np.where(q >= 0, self.query_category[np.maximum(q, 0)], NO_CATEGORY)
-        tokens = np.where(q[:, None] >= 0, self.query_tokens[np.maximum(q, 0)], -1)
+        tokens = np.full((len(q), MAX_TOKENS), -1, dtype=np.int32)
+        tokens[:, :self.query_tokens.shape[1]] = np.where(q[:, None] >= 0, self.query_tokens[np.maximum(q, 0)], -1)
         novelty = np.where(q >= 0, self.query_novelty_z[np.maximum(q, 0)], 0.0)
         for i in np.flatnonzero(q < 0):
             ptype = longest_named_key(queries[i], self._ptype_category)
@@ -206,7 +210,8 @@ class World:
         logit = (s["click_intercept"] + s["click_affinity_weight"] * np.sqrt(aff) + s["click_latent_weight"] * latent
                  + s["click_season_weight"] * np.log(season)
                  + s["click_novelty_weight"] * (nov_pref - 0.3) * texts.novelty
-                 + s["click_taste_weight"] * self.taste_match(user_b, np.broadcast_to(texts.tokens, shape + (MAX_TOKENS,))))
+                 + s["click_taste_weight"] * self.taste_match(user_b, np.broadcast_to(texts.tokens,
+                                                                                       shape + texts.tokens.shape[-1:])))
         if need is not None and self.flags.get("session_need", True):
             logit = logit + s["click_need_weight"] * ((cat_b == need) & valid)
         logit = np.where(valid, logit, s["click_nothing_logit"])

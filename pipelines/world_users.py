@@ -98,51 +98,64 @@ def _draw_personas(rng, age, gender, city_tier, per_user, strength: float) -> np
     return np.stack([top2[:, 0], np.where(two, top2[:, 1], -1)], axis=1)
 
 
-def _general_prior(rng, catalog: Catalog, age, gender) -> np.ndarray:
+def _draw_interest_categories(rng, catalog, age, gender, personas, member, params,
+                              chunk: int = 20_000) -> np.ndarray:
+    """N_SLOTS distinct categories per user: expressed slots from a mixture of the persona and
+    the general prior; the drift slot mostly from the personas; hidden slots from persona
+    categories not expressed (the general prior for users without personas). In chunks of users,
+    so memory stays bounded by a chunk x categories."""
+    out = np.empty((len(age), N_SLOTS), dtype=np.int64)
+    base = rng.lognormal(0, 0.6, len(catalog.categories)) / \
+        catalog.categories.groupby("domain")["category_id"].transform("size").to_numpy()  # each domain similar mass
+    for lo in range(0, len(age), chunk):
+        rows = slice(lo, lo + chunk)
+        general = _general_prior(base, catalog, age[rows], gender[rows])
+        out[rows] = _draw_slots(rng, general, personas[rows], member, params)
+    return out
+
+
+def _general_prior(base: np.ndarray, catalog: Catalog, age, gender) -> np.ndarray:
     """[n, n_categories] the profile-dependent prior over categories (world v1's)."""
-    cats = catalog.categories
-    domain_of = cats["domain"].to_numpy()
-    n_in_domain = cats.groupby("domain")["category_id"].transform("size").to_numpy()
-    base = rng.lognormal(0, 0.6, len(cats)) / n_in_domain  # each domain similar mass
+    domain_of = catalog.categories["domain"].to_numpy()
     aff = np.array([[[spec.AGE_DOMAIN_AFFINITY[b].get(d, 1.0) * spec.GENDER_DOMAIN_AFFINITY[g].get(d, 1.0)
-                      for d in domain_of] for g in spec.GENDERS] for b in spec.AGE_BANDS])
-    prior = base * aff[age, gender]
+                      for d in domain_of] for g in spec.GENDERS] for b in spec.AGE_BANDS], dtype=np.float32)
+    prior = base.astype(np.float32) * aff[age, gender]
     return prior / prior.sum(axis=1, keepdims=True)
 
 
-def _draw_interest_categories(rng, catalog, age, gender, personas, member, params) -> np.ndarray:
-    """N_SLOTS distinct categories per user: expressed slots from a mixture of the persona and
-    the general prior; the drift slot mostly from the personas; hidden slots from persona
-    categories not expressed (the general prior for users without personas)."""
-    n = len(age)
-    general = _general_prior(rng, catalog, age, gender)
+def _draw_slots(rng, general: np.ndarray, personas: np.ndarray, member: np.ndarray, params) -> np.ndarray:
+    n = len(general)
     has = personas >= 0
-    persona_w = (member[np.maximum(personas, 0)] * has[:, :, None]).sum(axis=1)
-    persona_w *= rng.lognormal(0, 0.4, persona_w.shape)  # each user's own emphasis inside a persona
+    persona_w = (member[np.maximum(personas, 0)] * has[:, :, None]).sum(axis=1).astype(np.float32)
+    persona_w *= rng.lognormal(0, 0.4, persona_w.shape).astype(np.float32)  # the user's own emphasis
     with_persona = persona_w.sum(axis=1) > 0
     persona_p = np.where(with_persona[:, None], persona_w / np.maximum(persona_w.sum(axis=1, keepdims=True), 1e-12),
                          general)
     share = params["persona_interest_share"]
     mixture = share * persona_p + (1 - share) * general
     out = np.empty((n, N_SLOTS), dtype=np.int64)
-    taken = np.zeros_like(general, dtype=bool)
+    keys = {"mixture": mixture, "persona": persona_p, "general": general}
+    keys = {name: np.log(p + 1e-30) + rng.gumbel(size=p.shape).astype(np.float32) for name, p in keys.items()}
+    taken = np.zeros(general.shape, dtype=bool)
 
-    def pick(probs: np.ndarray) -> np.ndarray:
-        keys = np.log(np.where(taken, 0.0, probs) + 1e-300) + rng.gumbel(size=probs.shape)
-        keys[taken] = -np.inf
-        c = np.argmax(keys, axis=1)
-        taken[np.arange(n), c] = True
+    def pick(source: str, rows: np.ndarray) -> np.ndarray:
+        """The best untaken category by the source's Gumbel keys (top-k without replacement),
+        marked taken for `rows` (bool mask) only."""
+        c = np.argmax(np.where(taken, -np.inf, keys[source]), axis=1)
+        taken[np.flatnonzero(rows), c[rows]] = True
         return c
 
+    everyone = np.ones(n, bool)
     for slot in range(N_EXPRESSED):
-        out[:, slot] = pick(mixture)
+        out[:, slot] = pick("mixture", everyone)
     from_persona = rng.random(n) < params["drift_from_persona"]
-    out[:, DRIFT_SLOT] = pick(np.where(from_persona[:, None], persona_p, general))
-    hidden_source = np.where((rng.random(n) < params["hidden_from_persona"])[:, None], persona_p, general)
+    out[:, DRIFT_SLOT] = np.where(from_persona, pick("persona", from_persona), pick("general", ~from_persona))
+    hidden_from_persona = rng.random(n) < params["hidden_from_persona"]
     for slot in range(DRIFT_SLOT + 1, N_SLOTS):
-        # a persona with no category left falls back to the general prior
-        left = (np.where(taken, 0.0, hidden_source)).sum(axis=1, keepdims=True) > 1e-9
-        out[:, slot] = pick(np.where(left, hidden_source, general))
+        # a persona with no category left (or a user without one) takes the general prior
+        left = np.where(taken, 0.0, persona_p).sum(axis=1) > 1e-9
+        persona = hidden_from_persona & left & with_persona
+        out[:, slot] = np.where(persona, pick("persona", persona), pick("general", ~persona))
     return out
 
 
