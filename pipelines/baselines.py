@@ -83,6 +83,7 @@ class PopularityPolicy(Policy):
         self.ranked_all = list(scores.index)
         self.ranked = self.ranked_all[:pool]
         cat = s.drop_duplicates("query").set_index("query")["category_id"]
+        self.category_of = cat.to_dict()
         self.by_category: dict[str, list[str]] = collections.defaultdict(list)
         for q in scores.index:
             self.by_category[cat[q]].append(q)
@@ -210,29 +211,49 @@ class ContentPopularityPolicy(PopularityPolicy):
 
 
 class SegmentPopularityPolicy(PopularityPolicy):
-    """Popularity within the user's demographic segment (age band x gender): for cold users their
-    segment's most searched queries; for others their categories' queries ranked by the segment."""
+    """Popularity within the user's demographic segment (age band x gender x city tier, backing
+    off to age band x gender where a segment is thin). The user's category weights are blended
+    with their segment's, `prior_events` pseudo-events of the segment against the user's own
+    events: a new user gets their segment's categories, a regular one their own. Inside each
+    category, queries rank by the segment's searches (then everyone's)."""
 
-    def __init__(self, log: EventLog, cutoff, catalogue: "Catalogue", half_life_days: float = 7.0):
+    def __init__(self, log: EventLog, cutoff, catalogue: "Catalogue", half_life_days: float = 7.0,
+                 prior_events: float = 0.3, min_support: float = 200.0):
         super().__init__(log, cutoff, half_life_days, in_categories=True)
-        self.name = "popularity_segment"
+        self.name, self.prior_events = "popularity_segment", prior_events
         users = catalogue.users
-        self.segment_of = {} if users.empty else dict(zip(users["user_id"], users["age_band"] + "|" + users["gender"]))
-        s = self.searches.assign(segment=self.searches["user_id"].map(self.segment_of))
-        counts = s.groupby(["segment", "query"])["weight"].sum().reset_index()
-        counts = counts.sort_values(["segment", "weight", "query"], ascending=[True, False, True])
-        self.segment_ranked = {seg: list(g["query"]) for seg, g in counts.groupby("segment")}
-        self.segment_score = {(seg, q): w for seg, q, w in zip(counts["segment"], counts["query"], counts["weight"])}
+        self.segments_of: dict[str, list[str]] = {} if users.empty else {
+            u: [f"{a}|{g}|{t}", f"{a}|{g}"] for u, a, g, t in
+            zip(users["user_id"], users["age_band"], users["gender"], users["city_tier"])}
+        s = self.searches.assign(category=self.searches["query"].map(self.category_of))
+        rows = [(seg, q, c, w) for u, q, c, w in zip(s["user_id"], s["query"], s["category"], s["weight"])
+                for seg in self.segments_of.get(u, ())]
+        frame = pd.DataFrame(rows, columns=["segment", "query", "category", "weight"])
+        support = frame.groupby("segment")["weight"].sum()
+        self.supported = set(support.index[support >= min_support])
+        self.query_score = frame.groupby(["segment", "query"])["weight"].sum().to_dict()
+        shares = frame.groupby(["segment", "category"])["weight"].sum()
+        shares = (shares / shares.groupby(level=0).transform("sum")).sort_values(ascending=False)
+        self.category_share = {seg: dict(g.droplevel(0).items()) for seg, g in shares.groupby(level=0)}
+
+    def segment(self, user_id) -> str | None:
+        return next((seg for seg in self.segments_of.get(user_id, ()) if seg in self.supported), None)
 
     def recommend(self, user_id, time, k=8):
-        segment = self.segment_of.get(user_id)
-        ranked = self.segment_ranked.get(segment, self.ranked)
+        segment = self.segment(user_id)
+        own = self.log.category_weights(user_id, time)
+        n = self.log.n_events_before(user_id, time)
+        prior = self.category_share.get(segment, {})
+        trust = n / (n + self.prior_events) if prior else 1.0
+        weights = collections.Counter({c: trust * w for c, w in own.items()})
+        for c, w in list(prior.items())[:k]:
+            weights[c] += (1 - trust) * w
         picks: list[str] = []
-        for c, w in list(self.log.category_weights(user_id, time).items())[:k]:
+        for c, w in weights.most_common(k):
             pool = self.by_category.get(c, [])[:50]
-            pool = sorted(pool, key=lambda q: -(self.segment_score.get((segment, q), 0.0) + 0.1 * self.scores[q]))
-            picks.extend(pool[:max(1, round(w * k))])
-        return fill(picks, ranked + self.ranked, k)
+            pool = sorted(pool, key=lambda q: -(self.query_score.get((segment, q), 0.0) + 0.1 * self.scores[q]))
+            picks.extend(pool[:max(1, round(w / sum(weights.values()) * k))])
+        return fill(picks, self.ranked, k)
 
 
 class MFPolicy(Policy):

@@ -42,8 +42,9 @@ class ExperimentConfig:
     output_dir: str = option("", "report folder (default $AIGQ_HOME/reports)")
 
 
-def run_home(label: str, seed: int) -> Path:
-    return aigq_home() / "experiments" / label / f"seed{seed}"
+def run_home(label: str, seed: int, models: bool) -> Path:
+    """One run's home: the generative runs and the baselines-only runs of a world apart."""
+    return aigq_home() / "experiments" / (label if models else f"{label}-baselines") / f"seed{seed}"
 
 
 def run_commands(cfg: ExperimentConfig, seed: int, off: list[str], models: bool, home: Path) -> list[list[str]]:
@@ -75,7 +76,7 @@ def main(cfg: ExperimentConfig) -> dict:
     for label, off, models in runs(cfg):
         results[label] = {}
         for seed in cfg.seeds:
-            home = run_home(label, seed)
+            home = run_home(label, seed, models)
             report = home / "reports" / "eval.json"
             if not report.exists():
                 home.mkdir(parents=True, exist_ok=True)

@@ -85,8 +85,9 @@ def test_content_popularity_ranks_the_users_attribute_words_up():
 
 def test_segment_popularity_serves_a_cold_user_their_segments_queries():
     users = pd.DataFrame({"user_id": ["a", "b", "c", "z"], "age_band": ["18-24", "55-64", "55-64", "18-24"],
-                          "gender": ["F", "M", "M", "F"]})
-    policy = SegmentPopularityPolicy(EventLog(HAND), CUTOFF, Catalogue(users=users))
+                          "gender": ["F", "M", "M", "F"], "city_tier": [1, 2, 2, 3]})
+    policy = SegmentPopularityPolicy(EventLog(HAND), CUTOFF, Catalogue(users=users), min_support=0.1)
+    assert policy.segment("z") == "18-24|F"  # no one else in tier 3: backs off to age band x gender
     assert policy.name == "popularity_segment"
     # z has no events; a is in z's segment (18-24, F) and searched tent and sleeping bag
     assert set(policy.recommend("z", CUTOFF, 2)) == {"tent", "sleeping bag"}
