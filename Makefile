@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-faults test-slow bench load smollm2 clean
+.PHONY: install demo test test-unit test-faults test-slow lint format bench load smollm2 clean
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,20 @@ demo: install
 
 test: install
 	$(BIN)/pytest -q tests
+
+# the fast tier: pure functions and small worlds, no servers, no model training (under 2 minutes)
+test-unit: install
+	$(BIN)/pytest -q tests/unit
+
+# the house rules: ruff (lint + format) and the layer contracts (import-linter, pyproject.toml)
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # fault injection under load (servers, stores and jobs killed mid-flight): minutes; CI runs it
 test-faults: install

@@ -28,8 +28,8 @@ def run(scorer, context: dict, candidates: list, seconds: float) -> tuple[float,
 def main() -> None:
     import torch
 
+    from core.config import aigq_home
     from models.ctr import CTRScorer
-    from pipelines.config import aigq_home
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -39,8 +39,18 @@ def main() -> None:
     scorer = CTRScorer(aigq_home() / "models" / "ctr")
     frame = pd.read_parquet(aigq_home() / "frames" / "ctr.parquet").dropna(subset=["top_categories_30d"])
     context = frame.iloc[-1].to_dict()
-    qcols = ["query", "query_category_id", "query_domain", "q_n_search_7d", "q_n_search_30d", "q_search_share_30d",
-             "q_impressions_30d", "q_clicks_30d", "q_ctr_30d", "q_coec_30d"]
+    qcols = [
+        "query",
+        "query_category_id",
+        "query_domain",
+        "q_n_search_7d",
+        "q_n_search_30d",
+        "q_search_share_30d",
+        "q_impressions_30d",
+        "q_clicks_30d",
+        "q_ctr_30d",
+        "q_coec_30d",
+    ]
     pool = frame[qcols].drop_duplicates("query").head(64)
     candidates = [{k: v for k, v in r.items()} for r in pool.to_dict("records")]
     print(f"CTR scoring in-process ({args.threads} thread(s), {args.seconds:.0f} s per setting)")

@@ -1,8 +1,9 @@
 """Benchmark: Feast on the embedded default (SQLite) and on Redis + PostgreSQL, side by side.
 
 - materialization: online rows written per second (full range, newest row per entity);
-- in-process `get_online_features` for `hintq_online_v1`: one user, p50/p99 over 1,000 calls,
-  and a 100-user batch; compared with Feast's published REST p99 of about 4.6 ms per row;
+- in-process `get_online_features` for the online feature service (`core.feature_store.HINTQ_SERVICE`):
+  one user, p50/p99 over 1,000 calls, and a 100-user batch; compared with Feast's published REST p99
+  of about 4.6 ms per row;
 - one-row push latency for session events.
 
     python benchmarks/bench_feast.py [--profile demo] [--home DIR] [--calls 1000]
@@ -21,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.feature_store import HINTQ_SERVICE
+
 PUBLISHED_REST_P99_MS = 4.6  # Feast 2026 tuning guide: REST, one row, Redis + Postgres registry
 
 
@@ -38,12 +41,19 @@ def percentiles(samples_ms: list[float]) -> tuple[float, float]:
 
 def online_rows(features_dir: Path) -> int:
     """Rows a full materialization writes: one per entity per view with a row in range."""
-    keys = {"user_profile": "user_id", "user_interests": "user_id", "query_stats": "query",
-            "session_features": "user_id", "direct_candidates": "user_id", "think_mappings": "trigger"}
+    keys = {
+        "user_profile": "user_id",
+        "user_interests": "user_id",
+        "query_stats": "query",
+        "session_features": "user_id",
+        "direct_candidates": "user_id",
+        "think_mappings": "trigger",
+    }
     return sum(pd.read_parquet(features_dir / f"{t}.parquet", columns=[k])[k].nunique() for t, k in keys.items())
 
 
 def bench_store(store: str, home: Path, calls: int) -> dict:
+    from core import feature_store
     from pipelines import features
 
     t = time.perf_counter()
@@ -53,8 +63,8 @@ def bench_store(store: str, home: Path, calls: int) -> dict:
     features.materialize(store)
     mat_s = time.perf_counter() - t
     rows = online_rows(home / "features")
-    fs = features.open_store(store)
-    service = fs.get_feature_service("hintq_online_v1")
+    fs = feature_store.open_store(store)
+    service = fs.get_feature_service(HINTQ_SERVICE)
     users = pd.read_parquet(home / "features" / "user_interests.parquet", columns=["user_id"])["user_id"].unique()
     rng = np.random.default_rng(0)
     for _ in range(50):  # warm-up
@@ -76,10 +86,17 @@ def bench_store(store: str, home: Path, calls: int) -> dict:
 
     for i in range(len(sess)):
         t = time.perf_counter()
-        fs.push("session_events_push", sess.iloc[i:i + 1], to=PushMode.ONLINE)
+        fs.push("session_events_push", sess.iloc[i : i + 1], to=PushMode.ONLINE)
         push.append((time.perf_counter() - t) * 1000)
-    return {"apply_s": apply_s, "materialize_s": mat_s, "rows": rows, "rows_per_s": rows / mat_s,
-            "one": percentiles(one), "batch100": percentiles(batch), "push": percentiles(push)}
+    return {
+        "apply_s": apply_s,
+        "materialize_s": mat_s,
+        "rows": rows,
+        "rows_per_s": rows / mat_s,
+        "one": percentiles(one),
+        "batch100": percentiles(batch),
+        "push": percentiles(push),
+    }
 
 
 def main() -> None:
@@ -112,8 +129,8 @@ def main() -> None:
     line("materialize (s)", lambda r: f"{r['materialize_s']:.1f}")
     line("online rows written", lambda r: f"{r['rows']:,}")
     line("materialize rows/s", lambda r: f"{r['rows_per_s']:,.0f}")
-    line("hintq_online_v1 1 user p50", lambda r: f"{r['one'][0]:.2f} ms")
-    line("hintq_online_v1 1 user p99", lambda r: f"{r['one'][1]:.2f} ms", f"{PUBLISHED_REST_P99_MS} ms (REST)")
+    line(f"{HINTQ_SERVICE} 1 user p50", lambda r: f"{r['one'][0]:.2f} ms")
+    line(f"{HINTQ_SERVICE} 1 user p99", lambda r: f"{r['one'][1]:.2f} ms", f"{PUBLISHED_REST_P99_MS} ms (REST)")
     line("100 users p50", lambda r: f"{r['batch100'][0]:.1f} ms")
     line("100 users p99", lambda r: f"{r['batch100'][1]:.1f} ms")
     line("push 1 row p50", lambda r: f"{r['push'][0]:.1f} ms")

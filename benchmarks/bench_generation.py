@@ -18,8 +18,8 @@ import pandas as pd
 def main() -> None:
     import torch
 
+    from core.config import aigq_home
     from models.generator import DirectGenerator
-    from pipelines.config import aigq_home
     from pipelines.datasets import prompts_for
 
     parser = argparse.ArgumentParser()
@@ -33,10 +33,15 @@ def main() -> None:
     prompts = prompts_for(ctx, pd.read_parquet(home / "data" / "categories.parquet"))
     gen = DirectGenerator(home / "models" / args.model)
     gen.generate(prompts[:4])  # warm-up
-    settings = [("naive loop (batch 1, no KV cache)", 1, False), ("batch 1, KV cache", 1, True),
-                ("batch 32, KV cache", 32, True)]
-    print(f"AIGQ-Direct generation, {len(prompts)} users, {args.threads} threads, "
-          f"max_new_tokens {gen.config.max_new_tokens}")
+    settings = [
+        ("naive loop (batch 1, no KV cache)", 1, False),
+        ("batch 1, KV cache", 1, True),
+        ("batch 32, KV cache", 32, True),
+    ]
+    print(
+        f"AIGQ-Direct generation, {len(prompts)} users, {args.threads} threads, "
+        f"max_new_tokens {gen.config.max_new_tokens}"
+    )
     rates = {}
     for label, batch, cache in settings:
         t = time.perf_counter()

@@ -40,12 +40,23 @@ def synthetic_day(catalogue, n: int, day: pd.Timestamp, rng, concentrated: bool 
             q = pool[rng.integers(len(pool))]
             if q not in queries:
                 queries.append(q)
-        rows.append({"request_id": uuid.uuid4().hex, "served_at": (day + pd.Timedelta(seconds=int(86400 * i / n))),
-                     "user_id": f"u{rng.integers(100_000):06d}", "k": 8, "context": {}, "queries": queries,
-                     "sources": list(rng.choice(["direct", "think", "fallback"], 8, p=[0.3, 0.2, 0.5])),
-                     "scores": list(np.round(np.sort(rng.random(8))[::-1] * 0.5, 6)),
-                     "categories": [catalogue.category_of[q] for q in queries], "degraded": False,
-                     "model_versions": {"ctr": "bench"}, "latency_ms": 5.0, "server": "bench"})
+        rows.append(
+            {
+                "request_id": uuid.uuid4().hex,
+                "served_at": (day + pd.Timedelta(seconds=int(86400 * i / n))),
+                "user_id": f"u{rng.integers(100_000):06d}",
+                "k": 8,
+                "context": {},
+                "queries": queries,
+                "sources": list(rng.choice(["direct", "think", "fallback"], 8, p=[0.3, 0.2, 0.5])),
+                "scores": list(np.round(np.sort(rng.random(8))[::-1] * 0.5, 6)),
+                "categories": [catalogue.category_of[q] for q in queries],
+                "degraded": False,
+                "model_versions": {"ctr": "bench"},
+                "latency_ms": 5.0,
+                "server": "bench",
+            }
+        )
     return rows
 
 
@@ -54,10 +65,10 @@ def main() -> None:
     parser.add_argument("--lists", type=int, default=47_000)
     args = parser.parse_args()
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    from core.catalogue import QueryCatalogue
+    from core.config import aigq_home
     from monitoring.list_metrics import list_metrics
     from monitoring.reports import MonitorConfig, run_report
-    from pipelines.catalog import QueryCatalogue
-    from pipelines.config import aigq_home
     from serving.log import ServingLog, read_log
 
     catalogue = QueryCatalogue.load(aigq_home() / "data")
@@ -66,8 +77,9 @@ def main() -> None:
     timings = {}
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/log.db"
-        rows = synthetic_day(catalogue, args.lists, today - pd.Timedelta(days=1), rng) + \
-            synthetic_day(catalogue, args.lists, today, rng, concentrated=True)
+        rows = synthetic_day(catalogue, args.lists, today - pd.Timedelta(days=1), rng) + synthetic_day(
+            catalogue, args.lists, today, rng, concentrated=True
+        )
         t = time.perf_counter()
         log = ServingLog(url, batch_size=1000)
         for r in rows:
@@ -90,9 +102,12 @@ def main() -> None:
     print(f"\nMonitoring one day at the large profile: {args.lists:,} served lists vs a reference day of the same size")
     for name, secs in timings.items():
         print(f"  {name:40s} {secs:7.1f} s")
-    print(f"  {'the two days (read + metrics + report)':40s} {sum(list(timings.values())[1:]):7.1f} s; peak RSS {peak_mb:,.0f} MB")
-    print(f"  reference vs current distinct categories: {reference['distinct_categories'].mean():.2f} -> "
-          f"{current['distinct_categories'].mean():.2f}")
+    two_days = sum(list(timings.values())[1:])
+    print(f"  {'the two days (read + metrics + report)':40s} {two_days:7.1f} s; peak RSS {peak_mb:,.0f} MB")
+    print(
+        f"  reference vs current distinct categories: {reference['distinct_categories'].mean():.2f} -> "
+        f"{current['distinct_categories'].mean():.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -35,12 +35,20 @@ def users(home: Path, n: int, seed: int = 0) -> list[str]:
 
 def summary(name: str, latencies_ms: list[float], seconds: float, errors: int = 0) -> dict:
     a = np.sort(np.asarray(latencies_ms))
-    return {"setup": name, "requests": len(a), "errors": errors, "p50_ms": float(np.percentile(a, 50)),
-            "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a[-1]), "rps": len(a) / seconds}
+    return {
+        "setup": name,
+        "requests": len(a),
+        "errors": errors,
+        "p50_ms": float(np.percentile(a, 50)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "max_ms": float(a[-1]),
+        "rps": len(a) / seconds,
+    }
 
 
 def bench_inprocess(store: str, ids: list[str]) -> dict:
-    from serving.hintq import HintQ, ServingConfig
+    from serving.config import ServingConfig
+    from serving.hintq import HintQ
 
     hintq = HintQ(ServingConfig(store=store, server="bench"))
     for u in ids[:50]:  # warm caches (query features, registry)
@@ -84,8 +92,8 @@ def main() -> None:
     parser.add_argument("--store", default="sqlite")
     parser.add_argument("--port", type=int, default=8710)
     args = parser.parse_args()
-    from pipelines.config import aigq_home
-    from serving.launch import spawn, stop_spawned
+    from core.config import aigq_home
+    from servers.launch import spawn, stop_spawned
 
     home = aigq_home()
     os.environ["AIGQ_HOME"] = str(home)
@@ -97,21 +105,36 @@ def main() -> None:
     proc = spawn("bento", args.port, home)
     try:
         for c in (1, 16):
-            rows.append(bench_http("BentoML /recommend", f"http://127.0.0.1:{args.port}/recommend",
-                                   lambda u: {"user_id": u, "k": 8}, ids, c))
+            rows.append(
+                bench_http(
+                    "BentoML /recommend",
+                    f"http://127.0.0.1:{args.port}/recommend",
+                    lambda u: {"user_id": u, "k": 8},
+                    ids,
+                    c,
+                )
+            )
     finally:
         stop_spawned(proc)
     proc = spawn("kserve", args.port + 10, home)
     try:
         for c in (1, 16):
-            rows.append(bench_http("KServe v1 hintq", f"http://127.0.0.1:{args.port + 10}/v1/models/hintq:predict",
-                                   lambda u: {"instances": [{"user_id": u, "k": 8}]}, ids, c))
+            rows.append(
+                bench_http(
+                    "KServe v1 hintq",
+                    f"http://127.0.0.1:{args.port + 10}/v1/models/hintq:predict",
+                    lambda u: {"instances": [{"user_id": u, "k": 8}]},
+                    ids,
+                    c,
+                )
+            )
     finally:
         stop_spawned(proc)
     print(f"\nHintQ online path, {args.requests} requests each (5% unknown users), store {args.store}")
     print(f"{'setup':28s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'req/s':>8s} {'errors':>7s}")
     for r in rows:
-        print(f"{r['setup']:28s} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['max_ms']:8.2f} {r['rps']:8.1f} {r['errors']:7d}")
+        times = f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['max_ms']:8.2f}"
+        print(f"{r['setup']:28s} {times} {r['rps']:8.1f} {r['errors']:7d}")
 
 
 if __name__ == "__main__":

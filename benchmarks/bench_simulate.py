@@ -16,9 +16,9 @@ from pathlib import Path
 
 PHASES = {
     "simulate": "from pipelines import simulate; simulate.main(simulate.SimulateConfig(profile={profile!r}, "
-                "end_date='2026-11-01', check_spec=False))",
+    "end_date='2026-11-01', check_spec=False))",
     "spec_check": "from pathlib import Path; from pipelines import world_stats; "
-                  "world_stats.measure(Path(os.environ['AIGQ_HOME']) / 'data', Path(os.environ['AIGQ_HOME']) / 'world')",
+    "world_stats.measure(Path(os.environ['AIGQ_HOME']) / 'data', Path(os.environ['AIGQ_HOME']) / 'world')",
     "feature_tables": "from pipelines.features import rebuild_feature_tables; print(rebuild_feature_tables())",
 }
 
@@ -48,8 +48,10 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     rows = {p.stem: pq.ParquetFile(p).metadata.num_rows for p in sorted((home / "data").glob("*.parquet"))}
-    print(f"profile {args.profile}: {rows['users']} users, {rows['sessions']} sessions, {rows['events']} events, "
-          f"{rows['hintq_impressions']} impression rows")
+    print(
+        f"profile {args.profile}: {rows['users']} users, {rows['sessions']} sessions, {rows['events']} events, "
+        f"{rows['hintq_impressions']} impression rows"
+    )
     for name, r in results.items():
         print(f"  {name:15s} {r['seconds']:7.1f} s   peak RSS {r['peak_rss_mb']:7.0f} MB")
     print(f"  events/s (simulate): {rows['events'] / results['simulate']['seconds']:,.0f}")

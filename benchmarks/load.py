@@ -71,13 +71,14 @@ async def fire(session, url: str, body: dict, scheduled: float, timeout_s: float
             payload = await r.read()
             status = r.status
         degraded = status == 200 and is_degraded(payload)
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+    except (TimeoutError, aiohttp.ClientError, ValueError):
         status, degraded = -1, False  # connection error, timeout or an unreadable answer
     results.append(((time.perf_counter() - scheduled) * 1000, status, degraded))
 
 
-async def open_loop(url: str, make_body, ids: list[str], rate: float, seconds: float, timeout_s: float,
-                    max_in_flight: int) -> tuple[list, int]:
+async def open_loop(
+    url: str, make_body, ids: list[str], rate: float, seconds: float, timeout_s: float, max_in_flight: int
+) -> tuple[list, int]:
     """Send round(rate * seconds) requests on schedule; returns (results, shed) where shed counts
     requests not sent because `max_in_flight` were outstanding (the server is not keeping up)."""
     import aiohttp
@@ -124,8 +125,16 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def run_step(url: str, make_body, ids: list[str], rate: float, seconds: float, server_pid: int,
-             timeout_s: float, max_in_flight: int) -> Step:
+def run_step(
+    url: str,
+    make_body,
+    ids: list[str],
+    rate: float,
+    seconds: float,
+    server_pid: int,
+    timeout_s: float,
+    max_in_flight: int,
+) -> Step:
     import psutil
 
     me = psutil.Process()
@@ -137,11 +146,19 @@ def run_step(url: str, make_body, ids: list[str], rate: float, seconds: float, s
     lat = np.asarray([ms for ms, _, _ in results] or [float("nan")])
     ok = sum(status == 200 for _, status, _ in results)
     sent = len(results)
-    return Step(rate=rate, sent=sent + shed, ok=ok, errors=sent - ok + shed,
-                degraded=sum(d for _, _, d in results),
-                p50_ms=float(np.percentile(lat, 50)), p99_ms=float(np.percentile(lat, 99)),
-                p999_ms=float(np.percentile(lat, 99.9)), achieved_rps=ok / wall,
-                server_cpu_ms=1000 * server_cpu / max(sent, 1), client_cpu_ms=1000 * client_cpu / max(sent, 1))
+    return Step(
+        rate=rate,
+        sent=sent + shed,
+        ok=ok,
+        errors=sent - ok + shed,
+        degraded=sum(d for _, _, d in results),
+        p50_ms=float(np.percentile(lat, 50)),
+        p99_ms=float(np.percentile(lat, 99)),
+        p999_ms=float(np.percentile(lat, 99.9)),
+        achieved_rps=ok / wall,
+        server_cpu_ms=1000 * server_cpu / max(sent, 1),
+        client_cpu_ms=1000 * client_cpu / max(sent, 1),
+    )
 
 
 def step_up(url: str, make_body, ids: list[str], server_pid: int, args, budget: dict) -> list[Step]:
@@ -156,9 +173,11 @@ def step_up(url: str, make_body, ids: list[str], server_pid: int, args, budget: 
         step = run_step(url, make_body, ids, rate, args.step_seconds, server_pid, args.timeout, args.max_in_flight)
         budget["requests"] += step.sent
         steps.append(step)
-        print(f"  {rate:6.0f} req/s: p50 {step.p50_ms:6.1f} p99 {step.p99_ms:7.1f} p999 {step.p999_ms:7.1f} ms, "
-              f"errors {step.errors}, degraded {step.degraded}, server CPU {step.server_cpu_ms:5.2f} ms/req",
-              flush=True)
+        print(
+            f"  {rate:6.0f} req/s: p50 {step.p50_ms:6.1f} p99 {step.p99_ms:7.1f} p999 {step.p999_ms:7.1f} ms, "
+            f"errors {step.errors}, degraded {step.degraded}, server CPU {step.server_cpu_ms:5.2f} ms/req",
+            flush=True,
+        )
         if not step.passed(args.p99_ms):
             break
         rate += args.step
@@ -199,8 +218,9 @@ def main() -> None:
     import logging
 
     from bench_serving import users
-    from pipelines.config import aigq_home
-    from serving.launch import spawn, stop_spawned
+
+    from core.config import aigq_home
+    from servers.launch import spawn, stop_spawned
 
     logging.getLogger("feast").setLevel(logging.ERROR)
     home = aigq_home()
@@ -224,18 +244,27 @@ def main() -> None:
             best = max((s for s in steps if s.passed(args.p99_ms)), key=lambda s: s.rate, default=None)
             table.append((server, store, best, steps[-1] if steps else None))
 
-    print(f"\nHighest sustained rate with zero errors and p99 <= {args.p99_ms:.0f} ms "
-          f"({args.step_seconds:.0f} s steps of +{args.step:.0f} req/s; 5% unknown users)")
-    print(f"{'server':7s} {'store':15s} {'req/s':>6s} {'p50 ms':>7s} {'p99 ms':>7s} {'p999 ms':>8s} "
-          f"{'degraded':>8s} {'srv CPU ms/req':>14s} {'client CPU ms/req':>17s}  first failing step")
+    print(
+        f"\nHighest sustained rate with zero errors and p99 <= {args.p99_ms:.0f} ms "
+        f"({args.step_seconds:.0f} s steps of +{args.step:.0f} req/s; 5% unknown users)"
+    )
+    print(
+        f"{'server':7s} {'store':15s} {'req/s':>6s} {'p50 ms':>7s} {'p99 ms':>7s} {'p999 ms':>8s} "
+        f"{'degraded':>8s} {'srv CPU ms/req':>14s} {'client CPU ms/req':>17s}  first failing step"
+    )
     for server, store, best, last in table:
-        fail = "-" if last is None or last.passed(args.p99_ms) else \
-            f"{last.rate:.0f} req/s: p99 {last.p99_ms:.0f} ms, {last.errors} errors"
+        fail = (
+            "-"
+            if last is None or last.passed(args.p99_ms)
+            else f"{last.rate:.0f} req/s: p99 {last.p99_ms:.0f} ms, {last.errors} errors"
+        )
         if best is None:
             print(f"{server:7s} {store:15s} {'none':>6s}  {fail}")
             continue
-        print(f"{server:7s} {store:15s} {best.rate:6.0f} {best.p50_ms:7.1f} {best.p99_ms:7.1f} {best.p999_ms:8.1f} "
-              f"{best.degraded / max(best.ok, 1):8.1%} {best.server_cpu_ms:14.2f} {best.client_cpu_ms:17.2f}  {fail}")
+        print(
+            f"{server:7s} {store:15s} {best.rate:6.0f} {best.p50_ms:7.1f} {best.p99_ms:7.1f} {best.p999_ms:8.1f} "
+            f"{best.degraded / max(best.ok, 1):8.1%} {best.server_cpu_ms:14.2f} {best.client_cpu_ms:17.2f}  {fail}"
+        )
 
 
 if __name__ == "__main__":

@@ -6,8 +6,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from pipelines.config import aigq_home
-from pipelines.errors import AigqError
+from core.config import aigq_home
+from core.errors import AigqError
+from models.base_lm import load
+from models.direct import newest_direct_model
+from serving.ranking import load_scorer
 
 
 def _tag_version(model_dir: Path, weights: str) -> str:
@@ -25,8 +28,9 @@ def register(name: str, model_dir: Path, weights: str) -> str:
         return str(bentoml.models.get(tag).tag)
     except NotFound:
         pass
-    with bentoml.models.create(tag, labels={"source": str(model_dir)},
-                               metadata={"aigq_model_dir": str(model_dir)}) as model:
+    with bentoml.models.create(
+        tag, labels={"source": str(model_dir)}, metadata={"aigq_model_dir": str(model_dir)}
+    ) as model:
         shutil.copytree(model_dir, model.path, dirs_exist_ok=True)
     return tag
 
@@ -35,12 +39,11 @@ def register_all() -> dict[str, str]:
     """The CTR model and the newest Direct model, into $BENTOML_HOME's model store. Each is
     loaded once first, so a missing or corrupt model stops `aigq serve bento` with its path
     before any server starts (not at the first request)."""
-    from models.base_lm import load
-    from pipelines.nearline import newest_direct_model
-    from serving.hintq import load_scorer
 
     ctr_dir, direct_dir = aigq_home() / "models" / "ctr", newest_direct_model()
     load_scorer(str(ctr_dir))
     load(direct_dir)
-    return {"ctr": register("aigq-ctr", ctr_dir, "model.pt"),
-            "direct": register("aigq-direct", direct_dir, "config.json")}
+    return {
+        "ctr": register("aigq-ctr", ctr_dir, "model.pt"),
+        "direct": register("aigq-direct", direct_dir, "config.json"),
+    }

@@ -13,10 +13,20 @@ Models are BentoML models (`aigq-ctr`, `aigq-direct`) registered from $AIGQ_HOME
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import bentoml
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+
+from models.ctr import CTRScorer as Scorer
+from models.direct import DirectBatch
+from serving.config import ServingConfig
+from serving.contract import HintQRequest, parse_context
+from serving.hintq import HintQ as Core
+from serving.ranking import RecordScorer
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +38,12 @@ class Context(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     hour: int | None = Field(None, ge=0, le=23, description="the user's local hour")
-    session_queries: list[QueryText] = Field(default_factory=list, max_length=20,
-                                             description="searches of the current session not yet in Feast")
-    categories: list[QueryText] = Field(default_factory=list, max_length=20,
-                                        description="category ids the page is about (cold-start hint)")
+    session_queries: list[QueryText] = Field(
+        default_factory=list, max_length=20, description="searches of the current session not yet in Feast"
+    )
+    categories: list[QueryText] = Field(
+        default_factory=list, max_length=20, description="category ids the page is about (cold-start hint)"
+    )
 
 
 class HintQRequestBody(BaseModel):
@@ -63,8 +75,6 @@ class CTRScorer:
     model = bentoml.models.BentoModel("aigq-ctr:latest")
 
     def __init__(self) -> None:
-        from models.ctr import CTRScorer as Scorer
-        from serving.hintq import RecordScorer
 
         self.scorer = RecordScorer(Scorer(self.model.path))
 
@@ -86,9 +96,6 @@ class DirectGenerator:
     model = bentoml.models.BentoModel("aigq-direct:latest")
 
     def __init__(self) -> None:
-        from pathlib import Path
-
-        from pipelines.nearline import DirectBatch
 
         self.batch = DirectBatch(Path(self.model.path), batch_size=64)
 
@@ -97,7 +104,6 @@ class DirectGenerator:
     @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=2000)
     def generate(self, contexts: list[dict[str, Any]]) -> list[list[str]]:
         """Direct lists for user contexts (direct_generation_v1 features)."""
-        import pandas as pd
 
         frame = pd.DataFrame([{"user_id": c.get("user_id", ""), **c} for c in contexts])
         return [list(q) for q in self.batch(frame)["queries"]]
@@ -109,14 +115,13 @@ class HintQ:
     direct = bentoml.depends(DirectGenerator)
 
     def __init__(self) -> None:
-        import os
 
-        from serving.hintq import HintQ as Core
-        from serving.hintq import ServingConfig
-
-        self.core = Core(ServingConfig(store=os.environ.get("AIGQ_FEATURE_STORE", "sqlite"), server="bentoml"),
-                         scorer=self.score_remote, direct_fn=self.generate_remote,
-                         direct_version=str(bentoml.models.get("aigq-direct:latest").tag))
+        self.core = Core(
+            ServingConfig(store=os.environ.get("AIGQ_FEATURE_STORE", "sqlite"), server="bentoml"),
+            scorer=self.score_remote,
+            direct_fn=self.generate_remote,
+            direct_version=str(bentoml.models.get("aigq-direct:latest").tag),
+        )
         self.core.versions["ctr"] = str(bentoml.models.get("aigq-ctr:latest").tag)
 
     def score_remote(self, rows: list[dict]) -> list[float]:
@@ -128,7 +133,6 @@ class HintQ:
     @bentoml.api(route="/recommend", input_spec=HintQRequestBody)
     def recommend(self, user_id: str, k: int = 8, context: Context | None = None) -> HintQAnswer:
         """Up to k pre-search query suggestions for a user, each with its score and source."""
-        from serving.hintq import HintQRequest, parse_context
 
         ctx = parse_context((context or Context()).model_dump(exclude_none=True, exclude_defaults=True))
         return HintQAnswer(**self.core.recommend(HintQRequest(user_id, k, ctx)))

@@ -10,8 +10,9 @@ FEATURES_DIR = Path(os.environ.get("AIGQ_HOME") or Path(__file__).resolve().pare
 
 
 def parquet_source(table: str) -> FileSource:
-    return FileSource(name=f"{table}_source", path=str(FEATURES_DIR / f"{table}.parquet"),
-                      timestamp_field="event_timestamp")
+    return FileSource(
+        name=f"{table}_source", path=str(FEATURES_DIR / f"{table}.parquet"), timestamp_field="event_timestamp"
+    )
 
 
 user_profile_source = parquet_source("user_profile")

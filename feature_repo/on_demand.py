@@ -6,7 +6,6 @@ it needs (imports, constants) lives inside the function."""
 from feast import Field, RequestSource
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, Int64
-
 from feature_views import user_interests
 
 request = RequestSource(name="request", schema=[Field(name="request_hour", dtype=Int64)])
@@ -14,8 +13,11 @@ request = RequestSource(name="request", schema=[Field(name="request_hour", dtype
 
 @on_demand_feature_view(
     sources=[user_interests[["n_events_30d", "top_category_weights_30d"]], request],
-    schema=[Field(name="hour_of_day", dtype=Int64), Field(name="is_cold_start", dtype=Int64),
-            Field(name="interest_entropy", dtype=Float64)],
+    schema=[
+        Field(name="hour_of_day", dtype=Int64),
+        Field(name="is_cold_start", dtype=Int64),
+        Field(name="interest_entropy", dtype=Float64),
+    ],
     mode="python",
 )
 def request_context(inputs: dict) -> dict:

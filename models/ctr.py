@@ -14,22 +14,41 @@ from __future__ import annotations
 import json
 import math
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from models.generator import as_list
+from core.feature_store import CTR_SERVICE
+from core.lists import as_list
 
-FEATURE_SERVICE = "ctr_ranking_v1"
+FEATURE_SERVICE = CTR_SERVICE
 MAX_POSITION = 16
 DENSE_FEATURES = (
-    "price_sensitivity", "city_tier", "log_user_searches", "log_user_clicks", "log_user_events",
-    "is_cold_start", "interest_entropy", "hour_sin", "hour_cos", "log_query_searches_7d",
-    "log_query_searches_30d", "query_search_share", "log_query_impressions", "query_coec",
-    "query_stats_missing", "affinity_30d", "affinity_7d", "sqrt_affinity_30d", "in_recent_queries",
-    "domain_affinity_30d", "user_history_missing", "recent_click_category_share",
+    "price_sensitivity",
+    "city_tier",
+    "log_user_searches",
+    "log_user_clicks",
+    "log_user_events",
+    "is_cold_start",
+    "interest_entropy",
+    "hour_sin",
+    "hour_cos",
+    "log_query_searches_7d",
+    "log_query_searches_30d",
+    "query_search_share",
+    "log_query_impressions",
+    "query_coec",
+    "query_stats_missing",
+    "affinity_30d",
+    "affinity_7d",
+    "sqrt_affinity_30d",
+    "in_recent_queries",
+    "domain_affinity_30d",
+    "user_history_missing",
+    "recent_click_category_share",
 )
 
 
@@ -51,14 +70,23 @@ class Vocab:
     genders: list[str] = field(default_factory=list)
 
     @classmethod
-    def fit(cls, frame: Mapping[str, Sequence]) -> "Vocab":
-        cats = sorted({c for c in frame["query_category_id"] if isinstance(c, str)}
-                      | {c for cs in frame["top_categories_30d"] if cs is not None for c in cs})
-        pairs = {c: d for c, d in zip(frame["query_category_id"], frame["query_domain"])
-                 if isinstance(c, str) and isinstance(d, str)}
-        return cls(categories=cats, domains=sorted(set(pairs.values())), category_domain=pairs,
-                   age_bands=sorted({a for a in frame["age_band"] if isinstance(a, str)}),
-                   genders=sorted({g for g in frame["gender"] if isinstance(g, str)}))
+    def fit(cls, frame: Mapping[str, Sequence]) -> Vocab:
+        cats = sorted(
+            {c for c in frame["query_category_id"] if isinstance(c, str)}
+            | {c for cs in frame["top_categories_30d"] if cs is not None for c in cs}
+        )
+        pairs = {
+            c: d
+            for c, d in zip(frame["query_category_id"], frame["query_domain"])
+            if isinstance(c, str) and isinstance(d, str)
+        }
+        return cls(
+            categories=cats,
+            domains=sorted(set(pairs.values())),
+            category_domain=pairs,
+            age_bands=sorted({a for a in frame["age_band"] if isinstance(a, str)}),
+            genders=sorted({g for g in frame["gender"] if isinstance(g, str)}),
+        )
 
     def lookup(self, field_name: str) -> dict[str, int]:
         """value -> 1-based id for one vocabulary, built once (featurize runs per request)."""
@@ -117,21 +145,40 @@ def featurize(rows: Mapping[str, Sequence], vocab: Vocab, cfg: CTRConfig) -> dic
         return np.array([sum(w for c2, w in zip(cs, ws) if c2 == c) for c, cs, ws in zip(qcat, cats, weights)])
 
     aff30, aff7 = affinity(top30, w30), affinity(top7, w7)
-    dom_aff = np.array([sum(w for c2, w in zip(cs, ws) if d is not None and vocab.category_domain.get(c2) == d)
-                        for d, cs, ws in zip(qdom, top30, w30)])
+    dom_aff = np.array(
+        [
+            sum(w for c2, w in zip(cs, ws) if d is not None and vocab.category_domain.get(c2) == d)
+            for d, cs, ws in zip(qdom, top30, w30)
+        ]
+    )
     hour = _num(col("hour_of_day"), 12.0)
-    dense = np.stack([
-        _num(col("price_sensitivity"), 0.5), _num(col("city_tier"), 3.0) / 5.0,
-        np.log1p(_num(col("n_search_30d"))) / 5, np.log1p(_num(col("n_click_30d"))) / 5,
-        np.log1p(_num(col("n_events_30d"))) / 5, _num(col("is_cold_start"), 1.0),
-        _num(col("interest_entropy")) / 2, np.sin(2 * np.pi * hour / 24), np.cos(2 * np.pi * hour / 24),
-        np.log1p(_num(col("q_n_search_7d"))) / 5, np.log1p(_num(col("q_n_search_30d"))) / 5,
-        _num(col("q_search_share_30d")) * 100, np.log1p(_num(col("q_impressions_30d"))) / 8,
-        np.log(_num(col("q_coec_30d"), 1.0)), _missing(col("q_coec_30d")),
-        aff30, aff7, np.sqrt(aff30), np.array([q in r for q, r in zip(queries, recent)], dtype=float),
-        dom_aff, np.array([not c for c in top30], dtype=float),
-        np.array([rc.count(c) / len(rc) if rc and isinstance(c, str) else 0.0 for c, rc in zip(qcat, recent_cats)]),
-    ], axis=1).astype(np.float32)
+    dense = np.stack(
+        [
+            _num(col("price_sensitivity"), 0.5),
+            _num(col("city_tier"), 3.0) / 5.0,
+            np.log1p(_num(col("n_search_30d"))) / 5,
+            np.log1p(_num(col("n_click_30d"))) / 5,
+            np.log1p(_num(col("n_events_30d"))) / 5,
+            _num(col("is_cold_start"), 1.0),
+            _num(col("interest_entropy")) / 2,
+            np.sin(2 * np.pi * hour / 24),
+            np.cos(2 * np.pi * hour / 24),
+            np.log1p(_num(col("q_n_search_7d"))) / 5,
+            np.log1p(_num(col("q_n_search_30d"))) / 5,
+            _num(col("q_search_share_30d")) * 100,
+            np.log1p(_num(col("q_impressions_30d"))) / 8,
+            np.log(_num(col("q_coec_30d"), 1.0)),
+            _missing(col("q_coec_30d")),
+            aff30,
+            aff7,
+            np.sqrt(aff30),
+            np.array([q in r for q, r in zip(queries, recent)], dtype=float),
+            dom_aff,
+            np.array([not c for c in top30], dtype=float),
+            np.array([rc.count(c) / len(rc) if rc and isinstance(c, str) else 0.0 for c, rc in zip(qcat, recent_cats)]),
+        ],
+        axis=1,
+    ).astype(np.float32)
     tok_ids, tok_off = hash_tokens(queries, cfg.hash_buckets, cfg.max_tokens)
     ucat_ids, ucat_off, ucat_w = [], [], []
     cat_lookup = vocab.lookup("categories")
@@ -147,8 +194,10 @@ def featurize(rows: Mapping[str, Sequence], vocab: Vocab, cfg: CTRConfig) -> dic
         "gender": vocab.index(col("gender"), "genders"),
         "qcat": vocab.index(qcat, "categories"),
         "qdom": vocab.index(qdom, "domains"),
-        "tok_ids": tok_ids, "tok_off": tok_off,
-        "ucat_ids": np.asarray(ucat_ids, dtype=np.int64), "ucat_off": np.asarray(ucat_off, dtype=np.int64),
+        "tok_ids": tok_ids,
+        "tok_off": tok_off,
+        "ucat_ids": np.asarray(ucat_ids, dtype=np.int64),
+        "ucat_off": np.asarray(ucat_off, dtype=np.int64),
         "ucat_w": np.asarray(ucat_w, dtype=np.float32),
     }
 
@@ -178,9 +227,19 @@ def build_model(cfg: CTRConfig, vocab: Vocab):
         def forward(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
             qcat = self.category(b["qcat"])
             ucat = self.user_categories(b["ucat_ids"], b["ucat_off"], per_sample_weights=b["ucat_w"])
-            x = torch.cat([b["dense"], self.tokens(b["tok_ids"], b["tok_off"]), qcat, ucat,
-                           (qcat * ucat).sum(dim=1, keepdim=True), self.domain(b["qdom"]),
-                           self.age(b["age"]), self.gender(b["gender"])], dim=1)
+            x = torch.cat(
+                [
+                    b["dense"],
+                    self.tokens(b["tok_ids"], b["tok_off"]),
+                    qcat,
+                    ucat,
+                    (qcat * ucat).sum(dim=1, keepdim=True),
+                    self.domain(b["qdom"]),
+                    self.age(b["age"]),
+                    self.gender(b["gender"]),
+                ],
+                dim=1,
+            )
             return self.mlp(x).squeeze(1) + self.position_logit(b["position"]).squeeze(1)
 
     return CTRNet()
@@ -212,9 +271,11 @@ def save(directory: Path, model, cfg: CTRConfig, vocab: Vocab, metrics: dict, ca
 
     directory.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), directory / "model.pt")
-    (directory / "config.json").write_text(json.dumps(
-        {"model": asdict(cfg), "feature_service": FEATURE_SERVICE, "dense_features": list(DENSE_FEATURES)},
-        indent=1))
+    (directory / "config.json").write_text(
+        json.dumps(
+            {"model": asdict(cfg), "feature_service": FEATURE_SERVICE, "dense_features": list(DENSE_FEATURES)}, indent=1
+        )
+    )
     (directory / "vocab.json").write_text(json.dumps(asdict(vocab), indent=1))
     (directory / "metrics.json").write_text(json.dumps(metrics, indent=1))
     (directory / "README.md").write_text(card)
@@ -223,9 +284,9 @@ def save(directory: Path, model, cfg: CTRConfig, vocab: Vocab, metrics: dict, ca
 class CTRScorer:
     """Loads a saved CTR model directory; scores candidates in one forward pass.
 
-        scorer = CTRScorer(path)
-        scorer.score(user_features, ["red dress", {"query": "tent", "query_category_id": "c030"}])
-        scorer.score_users([ctx_a, ctx_b], [cands_a, cands_b])
+    scorer = CTRScorer(path)
+    scorer.score(user_features, ["red dress", {"query": "tent", "query_category_id": "c030"}])
+    scorer.score_users([ctx_a, ctx_b], [cands_a, cands_b])
     """
 
     def __init__(self, directory: str | Path):
@@ -256,9 +317,12 @@ class CTRScorer:
             logits = self.model(to_tensors(featurize(rows, self.vocab, self.config)))
         return torch.sigmoid(logits).numpy().astype(np.float64)
 
-    def score_users(self, contexts: Sequence[Mapping[str, Any]],
-                    candidates: Sequence[Sequence[str | Mapping[str, Any]]],
-                    position: int | Sequence[Sequence[int]] = 0) -> list[np.ndarray]:
+    def score_users(
+        self,
+        contexts: Sequence[Mapping[str, Any]],
+        candidates: Sequence[Sequence[str | Mapping[str, Any]]],
+        position: int | Sequence[Sequence[int]] = 0,
+    ) -> list[np.ndarray]:
         """One array of probabilities per user, all users in one forward pass. A candidate is a
         query string or a mapping with `query` and optional query_stats columns."""
         rows: dict[str, list] = {}
@@ -281,8 +345,11 @@ class CTRScorer:
         probs = self.score_rows(rows)
         return np.split(probs, np.cumsum(sizes)[:-1])
 
-    def score(self, context: Mapping[str, Any], candidates: Sequence[str | Mapping[str, Any]],
-              position: int | Sequence[int] = 0) -> np.ndarray:
+    def score(
+        self,
+        context: Mapping[str, Any],
+        candidates: Sequence[str | Mapping[str, Any]],
+        position: int | Sequence[int] = 0,
+    ) -> np.ndarray:
         pos = position if isinstance(position, int) else [list(position)]
         return self.score_users([context], [candidates], pos)[0]
-

@@ -10,39 +10,20 @@ server import here.
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
-from models.base_lm import CONTEXT, EOS, LIST, SPECIAL_TOKENS
+from core.lists import as_list
+from core.text import valid_query
+from models.base_lm import CONTEXT, EOS, LIST, SPECIAL_TOKENS, load
 
 SEPARATOR = " | "
-MAX_QUERY_CHARS = 60
-_SPACES = re.compile(r"\s+")
-
-
-def as_list(v) -> list:
-    """A feature value as a list: Feast gives None, NaN (pandas) or an array for a missing list."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return []
-    return list(v)
-
-
-def to_plain(v):
-    """A feature value as JSON-able Python: arrays -> lists, NaN -> None (recursively)."""
-    if hasattr(v, "tolist"):
-        v = v.tolist()
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, list):
-        return [to_plain(x) for x in v]
-    return v
 
 
 def build_prompt(ctx: Mapping, category_names: Mapping[str, str]) -> str:
     """A compact text rendering of the `direct_generation_v1` features of one user."""
+
     def cats(ids, weights=None, n=4) -> str:
         ids = as_list(ids)[:n]
         names = [category_names.get(c, c) for c in ids]
@@ -82,16 +63,10 @@ def _dedupe(xs: Sequence) -> list:
 
 
 def clean_query(text: str) -> str | None:
-    """Normalise one generated query; None if it is not an acceptable query string."""
+    """One generated query, special tokens removed, as a valid normalised query (or None)."""
     for tok in SPECIAL_TOKENS:
         text = text.replace(tok, " ")
-    text = unicodedata.normalize("NFKC", text)
-    if any(unicodedata.category(ch)[0] == "C" and ch not in " \t" for ch in text):
-        return None
-    text = _SPACES.sub(" ", text).strip().lower()
-    if not (2 <= len(text) <= MAX_QUERY_CHARS) or not any(ch.isalpha() for ch in text):
-        return None
-    return text
+    return valid_query(text)
 
 
 def candidates(text: str) -> list[str]:
@@ -107,12 +82,12 @@ def candidates(text: str) -> list[str]:
     return out
 
 
-def parse_list(text: str, k: int, is_valid: Callable[[str], bool] | None = None,
-               blocklist: Sequence[str] = ()) -> list[str]:
+def parse_list(
+    text: str, k: int, is_valid: Callable[[str], bool] | None = None, blocklist: Sequence[str] = ()
+) -> list[str]:
     """Up to k distinct acceptable queries from a generated completion, in order: well formed,
     not blocklisted and (when a validator is given) valid."""
-    out = [q for q in candidates(text) if not any(b in q for b in blocklist)
-           and (is_valid is None or is_valid(q))]
+    out = [q for q in candidates(text) if not any(b in q for b in blocklist) and (is_valid is None or is_valid(q))]
     return out[:k]
 
 
@@ -150,6 +125,11 @@ class GeneratedList:
     raw: str = field(repr=False, default="")
 
     @property
+    def model_queries(self) -> list[str]:
+        """The queries the model itself wrote (not the fallback fill)."""
+        return [q for q, s in zip(self.queries, self.sources) if s == "model"]
+
+    @property
     def parse_failed(self) -> bool:
         return self.n_parsed == 0
 
@@ -157,7 +137,7 @@ class GeneratedList:
 NUCLEUS_CAP = 128  # the nucleus is looked for among the 128 likeliest tokens (a full sort costs 4 ms a step)
 
 
-def sample_nucleus(logits: "torch.Tensor", top_p: float) -> "torch.Tensor":  # noqa: F821
+def sample_nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:  # noqa: F821
     """One token per row from the smallest set of likeliest tokens whose probability reaches
     top_p (nucleus sampling), by the Gumbel-max trick (multinomial is slow on CPU)."""
     import torch
@@ -180,9 +160,13 @@ def model_version(model_dir: Path) -> str:
 class DirectGenerator:
     """Loads a (merged) model directory; generates lists for many prompts in batches."""
 
-    def __init__(self, model_dir: str | Path, config: GenerationConfig | None = None,
-                 is_valid: Callable[[str], bool] | None = None, blocklist: Sequence[str] = ()):
-        from models.base_lm import load
+    def __init__(
+        self,
+        model_dir: str | Path,
+        config: GenerationConfig | None = None,
+        is_valid: Callable[[str], bool] | None = None,
+        blocklist: Sequence[str] = (),
+    ):
 
         self.model_dir = Path(model_dir)
         self.model, self.tokenizer = load(self.model_dir)
@@ -190,17 +174,22 @@ class DirectGenerator:
         self.is_valid, self.blocklist = is_valid, tuple(blocklist)
         self.version = model_version(self.model_dir)
 
-    def generate_texts(self, prompts: Sequence[str], use_cache: bool = True, batch_size: int | None = None) -> list[str]:
+    def generate_texts(
+        self, prompts: Sequence[str], use_cache: bool = True, batch_size: int | None = None
+    ) -> list[str]:
         import torch
 
         cfg = self.config
         size = batch_size or cfg.batch_size
         # similar lengths share a batch: less left padding to run through the model
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i])) if len(prompts) > size else \
-            list(range(len(prompts)))
+        order = (
+            sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+            if len(prompts) > size
+            else list(range(len(prompts)))
+        )
         out: list[str] = [""] * len(prompts)
         for start in range(0, len(prompts), size):
-            idx = order[start:start + size]
+            idx = order[start : start + size]
             batch = [prompts[i] for i in idx]
             enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False)
             torch.manual_seed(cfg.seed + start)
@@ -209,17 +198,23 @@ class DirectGenerator:
                     new = self.decode(enc)
                 else:  # the reference path: transformers' generate, no KV cache (the naive baseline)
                     gen = self.model.generate(
-                        **enc, max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
+                        **enc,
+                        max_new_tokens=cfg.max_new_tokens,
+                        do_sample=cfg.do_sample,
                         temperature=cfg.temperature if cfg.do_sample else None,
-                        top_p=cfg.top_p if cfg.do_sample else None, top_k=None,
-                        repetition_penalty=cfg.repetition_penalty, use_cache=False,
-                        pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id)
-                    new = gen[:, enc["input_ids"].shape[1]:]
+                        top_p=cfg.top_p if cfg.do_sample else None,
+                        top_k=None,
+                        repetition_penalty=cfg.repetition_penalty,
+                        use_cache=False,
+                        pad_token_id=self.tokenizer.pad_token_id,
+                        eos_token_id=self.tokenizer.eos_token_id,
+                    )
+                    new = gen[:, enc["input_ids"].shape[1] :]
             for i, text in zip(idx, self.tokenizer.batch_decode(new, skip_special_tokens=False)):
                 out[i] = text
         return out
 
-    def decode(self, enc) -> "torch.Tensor":  # noqa: F821
+    def decode(self, enc) -> torch.Tensor:  # noqa: F821
         """New token ids for a left-padded batch: KV-cached decoding with the same repetition
         penalty, temperature and nucleus (top-p) sampling as `transformers` generate, without its
         per-step overhead (10.4 -> ~3 ms a step for 64 sequences of the tiny model; see sample_nucleus). Sequences
@@ -241,8 +236,9 @@ class DirectGenerator:
             if cfg.repetition_penalty != 1.0:  # one spare column absorbs the padding positions
                 padded = torch.nn.functional.pad(logits, (0, 1))
                 prev = padded.gather(1, seen)
-                logits = padded.scatter(1, seen, torch.where(prev < 0, prev * cfg.repetition_penalty,
-                                                             prev / cfg.repetition_penalty))[:, :vocab]
+                logits = padded.scatter(
+                    1, seen, torch.where(prev < 0, prev * cfg.repetition_penalty, prev / cfg.repetition_penalty)
+                )[:, :vocab]
             if cfg.do_sample:
                 token = sample_nucleus(logits / cfg.temperature, cfg.top_p)
             else:
@@ -253,20 +249,29 @@ class DirectGenerator:
             if bool(done.all()):
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
-            out = self.model(input_ids=token[:, None], attention_mask=mask, position_ids=position,
-                             past_key_values=past, use_cache=True)
+            out = self.model(
+                input_ids=token[:, None],
+                attention_mask=mask,
+                position_ids=position,
+                past_key_values=past,
+                use_cache=True,
+            )
             past, logits, position = out.past_key_values, out.logits[:, -1, :], position + 1
             seen = torch.cat([seen, token[:, None]], 1)
         return torch.stack(steps, 1) if steps else ids[:, :0]
 
-    def generate(self, prompts: Sequence[str], fallbacks: Sequence[Sequence[str]] | None = None,
-                 use_cache: bool = True, batch_size: int | None = None) -> list[GeneratedList]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        fallbacks: Sequence[Sequence[str]] | None = None,
+        use_cache: bool = True,
+        batch_size: int | None = None,
+    ) -> list[GeneratedList]:
         texts = self.generate_texts(prompts, use_cache=use_cache, batch_size=batch_size)
         k = self.config.k
         lists = []
         for i, text in enumerate(texts):
             usable = parse_list(text, len(text), self.is_valid, self.blocklist)
             queries, sources = complete_list(usable[:k], fallbacks[i] if fallbacks else (), k)
-            lists.append(GeneratedList(queries, sources, min(len(usable), k), len(candidates(text)),
-                                       len(usable), text))
+            lists.append(GeneratedList(queries, sources, min(len(usable), k), len(candidates(text)), len(usable), text))
         return lists

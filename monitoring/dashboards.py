@@ -11,14 +11,15 @@ threshold or the sampling-noise band, whichever is wider, as the gate has it).
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from core.errors import AigqError
 from monitoring.list_metrics import DIVERSITY, RELEVANCE
-from monitoring.reports import MonitorConfig, output_dir, run_report, sampling_noise
-from pipelines.errors import AigqError
+from monitoring.reports import MonitorConfig, failed_critical, load_inputs, output_dir, run_report, sampling_noise
 
 PROJECT = "AIGQ HintQ suggestions"
 BANDED = (DIVERSITY, RELEVANCE)
@@ -51,18 +52,31 @@ def panels():
         return [mean(column, name), mean(f"reference_{column}", "reference"), mean(f"floor_{column}", "gate floor")]
 
     return [
-        text_panel("AIGQ HintQ: are the suggestions still diverse and relevant?",
-                   "One report per day against the reference window. Diversity: distinct categories per list; "
-                   "relevance: mean CTR score of the ranked list. The gate fails below the floor."),
+        text_panel(
+            "AIGQ HintQ: are the suggestions still diverse and relevant?",
+            "One report per day against the reference window. Diversity: distinct categories per list; "
+            "relevance: mean CTR score of the ranked list. The gate fails below the floor.",
+        ),
         counter_panel("Diversity today", [mean(DIVERSITY, "distinct categories per list")], size="half"),
         counter_panel("Relevance today", [mean(RELEVANCE, "mean CTR score")], size="half"),
         line_plot_panel("Diversity by day", band(DIVERSITY, "distinct categories"), size="half"),
         line_plot_panel("Relevance by day", band(RELEVANCE, "mean CTR score"), size="half"),
-        bar_plot_panel("Source mix", [mean("share_direct", "direct"), mean("share_think", "think"),
-                                      mean("share_fallback", "fallback")], size="half", stacked=True),
+        bar_plot_panel(
+            "Source mix",
+            [mean("share_direct", "direct"), mean("share_think", "think"), mean("share_fallback", "fallback")],
+            size="half",
+            stacked=True,
+        ),
         line_plot_panel("Degraded answers", [mean("degraded", "degraded share")], size="half"),
-        bar_plot_panel("Drifted per-list columns", [PanelMetric(legend="drifted columns", metric="DriftedColumnsCount",
-                                                                metric_labels={"value_type": "count"})], size="half"),
+        bar_plot_panel(
+            "Drifted per-list columns",
+            [
+                PanelMetric(
+                    legend="drifted columns", metric="DriftedColumnsCount", metric_labels={"value_type": "count"}
+                )
+            ],
+            size="half",
+        ),
         line_plot_panel("Observed click-through", [mean("click_through", "clicks per shown query")], size="half"),
     ]
 
@@ -72,8 +86,6 @@ def deploy(cfg: MonitorConfig) -> dict:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     from evidently.sdk.models import DashboardModel
     from evidently.ui.workspace import Workspace
-
-    from monitoring.reports import failed_critical, load_inputs
 
     started = time.perf_counter()
     inputs = load_inputs(cfg)
@@ -89,17 +101,27 @@ def deploy(cfg: MonitorConfig) -> dict:
     gate = {}
     for day in days:
         current = per_list[per_list["day"] == day]
-        snapshot = run_report(cfg, with_band(reference, reference, cfg), with_band(current, reference, cfg),
-                              ranking, timestamp=pd.Timestamp(day).to_pydatetime() + pd.Timedelta(hours=12))
+        snapshot = run_report(
+            cfg,
+            with_band(reference, reference, cfg),
+            with_band(current, reference, cfg),
+            ranking,
+            timestamp=pd.Timestamp(day).to_pydatetime() + pd.Timedelta(hours=12),
+        )
         ws.add_run(project.id, snapshot)
         gate[str(pd.Timestamp(day).date())] = failed_critical(snapshot)
     ws.save_dashboard(project.id, DashboardModel(tabs=[], panels=panels()))
-    return {"workspace": str(workspace_path(cfg)), "project_id": str(project.id), "reference": inputs.reference_span,
-            "days": len(days), "gate": gate, "seconds": time.perf_counter() - started}
+    return {
+        "workspace": str(workspace_path(cfg)),
+        "project_id": str(project.id),
+        "reference": inputs.reference_span,
+        "days": len(days),
+        "gate": gate,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def ui_command(cfg: MonitorConfig, port: int) -> list[str]:
-    import sys
 
     evidently = str(Path(sys.executable).with_name("evidently"))
     return [evidently, "ui", "--workspace", str(workspace_path(cfg)), "--host", "127.0.0.1", "--port", str(port)]

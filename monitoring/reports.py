@@ -20,27 +20,37 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.catalogue import QueryCatalogue
+from core.config import aigq_home, option
+from core.errors import AigqError
 from monitoring.list_metrics import COLUMNS, DIVERSITY, RELEVANCE, list_metrics
-from pipelines.config import aigq_home, option
-from pipelines.errors import AigqError
+from serving.log import clicked_items, default_url, read_clicks, read_log
 
 CRITICAL = {DIVERSITY: "diversity", RELEVANCE: "relevance"}
 
 
 @dataclass
 class MonitorConfig:
-    log_url: str = option("", "serving log (default: the scenario log if `aigq monitor scenario` ran, else "
-                              "$AIGQ_SERVING_LOG_URL or $AIGQ_HOME/serving/log.db)")
+    log_url: str = option(
+        "",
+        "serving log (default: the scenario log if `aigq monitor scenario` ran, else "
+        "$AIGQ_SERVING_LOG_URL or $AIGQ_HOME/serving/log.db)",
+    )
     reference_days: int = option(2, "reference window: the first N days of the log")
     reference_start: str = option("", "or an explicit reference window start (ISO date)")
     reference_end: str = option("", "... and end (exclusive)")
     current_day: str = option("", "current window: this day (ISO date; default the log's last day)")
     diversity_drop: float = option(0.15, "critical: mean distinct categories may drop at most this share")
     relevance_drop: float = option(0.10, "critical: mean CTR score may drop at most this share")
-    noise_z: float = option(2.0, "critical drops must also exceed this many standard errors of the difference "
-                                 "of the window means (0: the relative thresholds alone)")
+    noise_z: float = option(
+        2.0,
+        "critical drops must also exceed this many standard errors of the difference "
+        "of the window means (0: the relative thresholds alone)",
+    )
     drift_method: str = option("wasserstein", "drift method for the per-list columns (wasserstein | jensenshannon)")
-    drift_threshold: float = option(0.3, "drift score above which a column drifted (wasserstein: in reference std units)")
+    drift_threshold: float = option(
+        0.3, "drift score above which a column drifted (wasserstein: in reference std units)"
+    )
     output_dir: str = option("", "snapshots folder (default $AIGQ_HOME/monitoring)")
 
 
@@ -56,16 +66,12 @@ def resolve_log_url(cfg: MonitorConfig) -> str:
     scenario = aigq_home() / "monitoring" / "scenario_log.db"
     if scenario.exists():
         return f"sqlite:///{scenario}"
-    from serving.log import default_url
 
     return default_url()
 
 
 def load_per_list(url: str) -> pd.DataFrame:
     """The serving log as per-list metrics (with click feedback where the log has it)."""
-    from monitoring.scenario import read_clicks
-    from pipelines.catalog import QueryCatalogue
-    from serving.log import read_log
 
     served = read_log(url)
     if served.empty:
@@ -81,18 +87,24 @@ def load_per_list(url: str) -> pd.DataFrame:
 def windows(per_list: pd.DataFrame, cfg: MonitorConfig) -> tuple[pd.DataFrame, pd.DataFrame, str, str]:
     days = sorted(per_list["day"].unique())
     if cfg.reference_start:
-        lo, hi = _day(cfg.reference_start, "reference_start"), _day(cfg.reference_end or cfg.reference_start,
-                                                                   "reference_end")
+        lo, hi = (
+            _day(cfg.reference_start, "reference_start"),
+            _day(cfg.reference_end or cfg.reference_start, "reference_end"),
+        )
         reference = per_list[(per_list["day"] >= lo) & (per_list["day"] < hi)]
     else:
         if len(days) <= cfg.reference_days:
-            raise AigqError(f"the log covers {len(days)} day(s): a reference of {cfg.reference_days} day(s) leaves no "
-                            "current window; lower reference_days or set reference_start/end")
-        reference = per_list[per_list["day"].isin(days[:cfg.reference_days])]
+            raise AigqError(
+                f"the log covers {len(days)} day(s): a reference of {cfg.reference_days} day(s) leaves no "
+                "current window; lower reference_days or set reference_start/end"
+            )
+        reference = per_list[per_list["day"].isin(days[: cfg.reference_days])]
     current_day = _day(cfg.current_day, "current_day") if cfg.current_day else days[-1]
     current = per_list[per_list["day"] == current_day]
     if reference.empty or current.empty:
-        raise AigqError(f"empty window: reference {len(reference)} lists, current ({current_day.date()}) {len(current)}")
+        raise AigqError(
+            f"empty window: reference {len(reference)} lists, current ({current_day.date()}) {len(current)}"
+        )
     return reference, current, _span(reference), str(pd.Timestamp(current_day).date())
 
 
@@ -107,8 +119,13 @@ def _span(frame: pd.DataFrame) -> str:
     return f"{frame['day'].min().date()}..{frame['day'].max().date()}"
 
 
-def build_report(cfg: MonitorConfig, with_ranking: bool, columns: list[str], extra: tuple[str, ...] = (),
-                 noise: dict[str, float] | None = None):
+def build_report(
+    cfg: MonitorConfig,
+    with_ranking: bool,
+    columns: list[str],
+    extra: tuple[str, ...] = (),
+    noise: dict[str, float] | None = None,
+):
     """`noise`: per critical column, the absolute drop that sampling alone explains (Evidently's
     tolerance is the larger of the relative and the absolute band)."""
     from evidently import Report
@@ -128,8 +145,11 @@ def build_report(cfg: MonitorConfig, with_ranking: bool, columns: list[str], ext
     if with_ranking:
         from evidently.metrics import MRR, NDCG, HitRate
 
-        metrics += [NDCG(k=8, no_feedback_users=True), HitRate(k=8, no_feedback_users=True),
-                    MRR(k=8, no_feedback_users=True)]
+        metrics += [
+            NDCG(k=8, no_feedback_users=True),
+            HitRate(k=8, no_feedback_users=True),
+            MRR(k=8, no_feedback_users=True),
+        ]
     return Report(metrics=metrics)
 
 
@@ -142,15 +162,15 @@ def dataset(frame: pd.DataFrame, ranking: pd.DataFrame | None, extra: tuple[str,
         return Dataset.from_pandas(frame[cols].astype(float), data_definition=DataDefinition(numerical_columns=cols))
     # ranking metrics read one row per (list, shown item): rank and whether it was clicked
     merged = ranking.merge(frame[["request_id"] + cols], on="request_id")
-    definition = DataDefinition(numerical_columns=cols, ranking=[Recsys(user_id="request_id", item_id="query",
-                                                                        prediction="rank", target="clicked")])
+    definition = DataDefinition(
+        numerical_columns=cols,
+        ranking=[Recsys(user_id="request_id", item_id="query", prediction="rank", target="clicked")],
+    )
     return Dataset.from_pandas(merged, data_definition=definition)
 
 
 def ranking_rows(url: str, per_list: pd.DataFrame) -> pd.DataFrame | None:
     """(request, shown query, rank 1..K, clicked) for every served item, when clicks exist."""
-    from monitoring.scenario import clicked_items
-    from serving.log import read_log
 
     clicked = clicked_items(url)
     if clicked.empty:
@@ -162,16 +182,24 @@ def ranking_rows(url: str, per_list: pd.DataFrame) -> pd.DataFrame | None:
     return served[served["request_id"].isin(set(per_list["request_id"]))].reset_index(drop=True)
 
 
-def run_report(cfg: MonitorConfig, reference: pd.DataFrame, current: pd.DataFrame,
-               ranking: pd.DataFrame | None, timestamp: datetime | None = None):
+def run_report(
+    cfg: MonitorConfig,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    ranking: pd.DataFrame | None,
+    timestamp: datetime | None = None,
+):
     extra = tuple(c for c in current.columns if c.startswith(("reference_", "floor_")))
     # a column with no values in a window (no click feedback, no ranked list) cannot be compared
     columns = [c for c in COLUMNS if reference[c].notna().any() and current[c].notna().any()]
     report = build_report(cfg, ranking is not None, columns, extra, sampling_noise(reference, current, cfg.noise_z))
     ref_rank = ranking[ranking["request_id"].isin(set(reference["request_id"]))] if ranking is not None else None
     cur_rank = ranking[ranking["request_id"].isin(set(current["request_id"]))] if ranking is not None else None
-    return report.run(current_data=dataset(current, cur_rank, extra),
-                      reference_data=dataset(reference, ref_rank, extra), timestamp=timestamp)
+    return report.run(
+        current_data=dataset(current, cur_rank, extra),
+        reference_data=dataset(reference, ref_rank, extra),
+        timestamp=timestamp,
+    )
 
 
 def sampling_noise(reference: pd.DataFrame, current: pd.DataFrame, z: float) -> dict[str, float]:
@@ -229,11 +257,21 @@ def main(cfg: MonitorConfig) -> dict:
     snapshot.save_json(str(out / f"{stem}.json"))
     failures = failed_critical(snapshot)
     tests = snapshot.dict()["tests"]
-    summary = {"log_url": url, "reference": ref_span, "current": cur_day, "lists": {"reference": len(reference),
-               "current": len(current)}, "tests": len(tests), "failed_critical": failures,
-               "means": {"reference": reference[list(COLUMNS)].mean().round(4).to_dict(),
-                         "current": current[list(COLUMNS)].mean().round(4).to_dict()},
-               "html": str(out / f"{stem}.html"), "json": str(out / f"{stem}.json"),
-               "seconds": time.perf_counter() - started, "config": asdict(cfg)}
+    summary = {
+        "log_url": url,
+        "reference": ref_span,
+        "current": cur_day,
+        "lists": {"reference": len(reference), "current": len(current)},
+        "tests": len(tests),
+        "failed_critical": failures,
+        "means": {
+            "reference": reference[list(COLUMNS)].mean().round(4).to_dict(),
+            "current": current[list(COLUMNS)].mean().round(4).to_dict(),
+        },
+        "html": str(out / f"{stem}.html"),
+        "json": str(out / f"{stem}.json"),
+        "seconds": time.perf_counter() - started,
+        "config": asdict(cfg),
+    }
     (out / "latest.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary

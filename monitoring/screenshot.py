@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
+import signal
+import socket
 import subprocess
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 CHART_PATHS_JS = "document.querySelectorAll('svg path').length"
 
@@ -26,15 +32,15 @@ def find_chromium() -> str | None:
 
 
 def _free_port() -> int:
-    import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def screenshot(url: str, out: Path, width: int = 1400, height: int = 2200, min_paths: int = 6,
-               timeout: float = 60.0) -> dict:
+def screenshot(
+    url: str, out: Path, width: int = 1400, height: int = 2200, min_paths: int = 6, timeout: float = 60.0
+) -> dict:
     """Render `url`, wait until it has drawn at least `min_paths` SVG paths (or `timeout`), save a
     PNG to `out`; returns {"paths": n, "seconds": s, "path": out}."""
     import websocket  # websocket-client
@@ -45,10 +51,23 @@ def screenshot(url: str, out: Path, width: int = 1400, height: int = 2200, min_p
     port = _free_port()
     # chromium's helper processes may still write to the profile as it is removed
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
-        proc = subprocess.Popen([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                                 f"--remote-debugging-port={port}", "--remote-allow-origins=*",
-                                 f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                chromium,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                f"--remote-debugging-port={port}",
+                "--remote-allow-origins=*",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             ws_url = _page_socket(port, timeout=30)
             ws = websocket.create_connection(ws_url, timeout=30)
@@ -68,7 +87,9 @@ def screenshot(url: str, out: Path, width: int = 1400, height: int = 2200, min_p
             paths = 0
             while time.monotonic() - started < timeout:
                 time.sleep(1.0)
-                paths = call("Runtime.evaluate", expression=CHART_PATHS_JS, returnByValue=True)["result"].get("value", 0)
+                paths = call("Runtime.evaluate", expression=CHART_PATHS_JS, returnByValue=True)["result"].get(
+                    "value", 0
+                )
                 if paths >= min_paths:
                     time.sleep(2.0)  # let the last panels finish their transitions
                     break
@@ -83,8 +104,6 @@ def screenshot(url: str, out: Path, width: int = 1400, height: int = 2200, min_p
 
 def _stop_group(proc: subprocess.Popen) -> None:
     """Chromium forks helpers: stop the whole process group."""
-    import os
-    import signal
 
     for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
         try:
@@ -113,8 +132,6 @@ def _page_socket(port: int, timeout: float) -> str:
 
 def not_blank(png: Path) -> float:
     """Share of pixels that are not the page's background colour (0 for a blank page)."""
-    import numpy as np
-    from PIL import Image
 
     pixels = np.asarray(Image.open(png).convert("RGB")).reshape(-1, 3)
     values, counts = np.unique(pixels, axis=0, return_counts=True)

@@ -1,1 +1,1 @@
-"""One module per pipeline stage, each with a `main(config)`; `cli.py` is the `aigq` entry point."""
+"""One module per pipeline stage, each with a `main(config)`; the `aigq` entry point is `cli.main`."""

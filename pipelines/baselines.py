@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import collections
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from pipelines.history import DAY_US, ENGAGEMENT, EventLog, to_us
-from pipelines.lexicon import Lexicon
+from core.history import DAY_US, ENGAGEMENT, EventLog, to_us
+from core.lexicon import Lexicon
+from core.lists import fill
 
 
 class Policy(ABC):
@@ -30,36 +32,14 @@ class Policy(ABC):
 
     name: str = "policy"
 
-    def prepare(self, requests: Sequence[tuple[str, object]]) -> None:
+    def prepare(self, requests: Sequence[tuple[str, object]]) -> None:  # noqa: B027 - an optional hook
         """Called once with every request before evaluation (e.g. to fetch features in bulk)."""
 
     @abstractmethod
-    def recommend(self, user_id: str, time, k: int = 8) -> list[str]:
-        ...
+    def recommend(self, user_id: str, time, k: int = 8) -> list[str]: ...
 
     def recommend_batch(self, requests: Sequence[tuple[str, object]], k: int = 8) -> list[list[str]]:
         return [self.recommend(u, t, k) for u, t in requests]
-
-
-def fill(ranked: list[str], fallback: Sequence[str], k: int, exclude: set[str] = frozenset()) -> list[str]:
-    """The first k distinct queries of `ranked` then `fallback`, skipping `exclude`."""
-    out: list[str] = []
-    for q in list(ranked) + list(fallback):
-        if q not in out and q not in exclude:
-            out.append(q)
-            if len(out) == k:
-                break
-    return out
-
-
-def pool(lists: Sequence[Sequence[str]], exclude: set[str] = frozenset()) -> list[str]:
-    """Round-robin over several ranked lists distinct, skipping `exclude`."""
-    out: list[str] = []
-    for rank in range(max((len(x) for x in lists), default=0)):
-        for x in lists:
-            if rank < len(x) and x[rank] not in exclude and x[rank] not in out:
-                out.append(x[rank])
-    return out
 
 
 def _before(events: pd.DataFrame, cutoff_us: int) -> pd.DataFrame:
@@ -67,8 +47,9 @@ def _before(events: pd.DataFrame, cutoff_us: int) -> pd.DataFrame:
 
 
 class PopularityPolicy(Policy):
-    def __init__(self, log: EventLog, cutoff, half_life_days: float = 7.0, in_categories: bool = False,
-                 pool: int = 200):
+    def __init__(
+        self, log: EventLog, cutoff, half_life_days: float = 7.0, in_categories: bool = False, pool: int = 200
+    ):
         self.name = "popularity_incat" if in_categories else "popularity"
         self.log, self.in_categories = log, in_categories
         cut = to_us(cutoff)
@@ -95,7 +76,7 @@ class PopularityPolicy(Policy):
         picks: list[str] = []
         # slots per category proportional to the user's engagement share, at least one each
         for c, w in list(weights.items())[:k]:
-            picks.extend(self.by_category.get(c, [])[:max(1, round(w * k))])
+            picks.extend(self.by_category.get(c, [])[: max(1, round(w * k))])
         return fill(picks, self.ranked, k)
 
 
@@ -114,15 +95,16 @@ class CoClickPolicy(Policy):
         counts = pairs.value_counts().rename("n").reset_index()
         counts["p"] = counts["n"] / counts.groupby("a")["n"].transform("sum")
         self.next: dict[str, list[tuple[str, float]]] = {
-            a: list(zip(g["b"], g["p"])) for a, g in counts.sort_values(["a", "n", "b"], ascending=[True, False, True])
-            .groupby("a", sort=False)}
+            a: list(zip(g["b"], g["p"]))
+            for a, g in counts.sort_values(["a", "n", "b"], ascending=[True, False, True]).groupby("a", sort=False)
+        }
 
     def recommend(self, user_id, time, k=8):
         seeds = self.log.recent_queries(user_id, time, self.seeds)
         scores: dict[str, float] = collections.defaultdict(float)
         for rank, seed in enumerate(seeds):
             for b, p in self.next.get(seed, []):
-                scores[b] += self.decay ** rank * p
+                scores[b] += self.decay**rank * p
         ranked = sorted(scores, key=lambda q: (-scores[q], q))
         return fill(ranked, self.fallback.recommend(user_id, time, k * 2), k, exclude=set(seeds))
 
@@ -130,8 +112,9 @@ class CoClickPolicy(Policy):
 class ItemCFPolicy(Policy):
     name = "itemcf"
 
-    def __init__(self, log: EventLog, cutoff, recent_items: int = 5, neighbours: int = 20,
-                 fallback: Policy | None = None):
+    def __init__(
+        self, log: EventLog, cutoff, recent_items: int = 5, neighbours: int = 20, fallback: Policy | None = None
+    ):
         self.log, self.recent, self.neighbours = log, recent_items, neighbours
         self.fallback = fallback or PopularityPolicy(log, cutoff)
         ev = _before(log.events, to_us(cutoff))
@@ -143,8 +126,10 @@ class ItemCFPolicy(Policy):
         co = pairs.groupby(["item_id_x", "item_id_y"]).size().rename("co").reset_index()
         co["sim"] = co["co"] / np.sqrt(n_item[co["item_id_x"]].to_numpy() * n_item[co["item_id_y"]].to_numpy())
         co = co.sort_values(["item_id_x", "sim", "item_id_y"], ascending=[True, False, True])
-        self.similar = {i: list(zip(g["item_id_y"][:neighbours], g["sim"][:neighbours]))
-                        for i, g in co.groupby("item_id_x", sort=False)}
+        self.similar = {
+            i: list(zip(g["item_id_y"][:neighbours], g["sim"][:neighbours]))
+            for i, g in co.groupby("item_id_x", sort=False)
+        }
         clicks = items[items["event_type"] == "click"].groupby(["item_id", "query"]).size().rename("n").reset_index()
         clicks["p"] = clicks["n"] / clicks.groupby("item_id")["n"].transform("sum")
         self.item_queries = {i: list(zip(g["query"], g["p"])) for i, g in clicks.groupby("item_id")}
@@ -153,7 +138,7 @@ class ItemCFPolicy(Policy):
         recent = self.log.recent_items(user_id, time, self.recent)
         item_w: dict[str, float] = collections.defaultdict(float)
         for rank, item in enumerate(recent):
-            w = 0.8 ** rank
+            w = 0.8**rank
             item_w[item] += w
             for j, sim in self.similar.get(item, []):
                 item_w[j] += w * sim
@@ -170,7 +155,7 @@ class ContentPopularityPolicy(PopularityPolicy):
     categories that name the colours, materials, styles, audiences, price words and brands the user
     searched for or engaged with before score higher, whether or not anyone searched them yet."""
 
-    def __init__(self, log: EventLog, cutoff, catalogue: "Catalogue", weight: float = 3.0):
+    def __init__(self, log: EventLog, cutoff, catalogue: Catalogue, weight: float = 3.0):
         super().__init__(log, cutoff, in_categories=True)
         self.name, self.weight = "popularity_content", weight
         queries, items = catalogue.queries, catalogue.items
@@ -179,9 +164,16 @@ class ContentPopularityPolicy(PopularityPolicy):
             return
         lexicon = Lexicon(items["brand"] if "brand" in items else ())
         self.query_tokens = {q: lexicon.token_ids(q, p) for q, p in zip(queries["query"], queries["ptype"])}
-        self.item_tokens = {} if items.empty else {
-            i: lexicon.ids(v for v in row if v) for i, row in
-            zip(items["item_id"], items[["color", "material", "style", "audience", "brand"]].itertuples(index=False))}
+        self.item_tokens = (
+            {}
+            if items.empty
+            else {
+                i: lexicon.ids(v for v in row if v)
+                for i, row in zip(
+                    items["item_id"], items[["color", "material", "style", "audience", "brand"]].itertuples(index=False)
+                )
+            }
+        )
         pop = {q: i for i, q in enumerate(self.ranked_all)}
         self.by_category_all: dict[str, list[str]] = collections.defaultdict(list)
         for q, c in sorted(zip(queries["query"], queries["category_id"]), key=lambda qc: pop.get(qc[0], len(pop))):
@@ -204,9 +196,12 @@ class ContentPopularityPolicy(PopularityPolicy):
         picks: list[str] = []
         for c, w in list(self.log.category_weights(user_id, time).items())[:k]:
             pool = self.by_category_all.get(c, [])
-            score = {q: self.weight * sum(shares.get(t, 0.0) for t in self.query_tokens.get(q, ()))
-                     + np.log1p(self.scores.get(q, 0.0)) for q in pool}
-            picks.extend(sorted(pool, key=lambda q: -score[q])[:max(1, round(w * k))])
+            score = {
+                q: self.weight * sum(shares.get(t, 0.0) for t in self.query_tokens.get(q, ()))
+                + np.log1p(self.scores.get(q, 0.0))
+                for q in pool
+            }
+            picks.extend(sorted(pool, key=lambda q: -score[q])[: max(1, round(w * k))])
         return fill(picks, self.ranked, k)
 
 
@@ -217,17 +212,32 @@ class SegmentPopularityPolicy(PopularityPolicy):
     events: a new user gets their segment's categories, a regular one their own. Inside each
     category, queries rank by the segment's searches (then everyone's)."""
 
-    def __init__(self, log: EventLog, cutoff, catalogue: "Catalogue", half_life_days: float = 7.0,
-                 prior_events: float = 0.3, min_support: float = 200.0):
+    def __init__(
+        self,
+        log: EventLog,
+        cutoff,
+        catalogue: Catalogue,
+        half_life_days: float = 7.0,
+        prior_events: float = 0.3,
+        min_support: float = 200.0,
+    ):
         super().__init__(log, cutoff, half_life_days, in_categories=True)
         self.name, self.prior_events = "popularity_segment", prior_events
         users = catalogue.users
-        self.segments_of: dict[str, list[str]] = {} if users.empty else {
-            u: [f"{a}|{g}|{t}", f"{a}|{g}"] for u, a, g, t in
-            zip(users["user_id"], users["age_band"], users["gender"], users["city_tier"])}
+        self.segments_of: dict[str, list[str]] = (
+            {}
+            if users.empty
+            else {
+                u: [f"{a}|{g}|{t}", f"{a}|{g}"]
+                for u, a, g, t in zip(users["user_id"], users["age_band"], users["gender"], users["city_tier"])
+            }
+        )
         s = self.searches.assign(category=self.searches["query"].map(self.category_of))
-        rows = [(seg, q, c, w) for u, q, c, w in zip(s["user_id"], s["query"], s["category"], s["weight"])
-                for seg in self.segments_of.get(u, ())]
+        rows = [
+            (seg, q, c, w)
+            for u, q, c, w in zip(s["user_id"], s["query"], s["category"], s["weight"])
+            for seg in self.segments_of.get(u, ())
+        ]
         frame = pd.DataFrame(rows, columns=["segment", "query", "category", "weight"])
         support = frame.groupby("segment")["weight"].sum()
         self.supported = set(support.index[support >= min_support])
@@ -252,7 +262,7 @@ class SegmentPopularityPolicy(PopularityPolicy):
         for c, w in weights.most_common(k):
             pool = self.by_category.get(c, [])[:50]
             pool = sorted(pool, key=lambda q: -(self.query_score.get((segment, q), 0.0) + 0.1 * self.scores[q]))
-            picks.extend(pool[:max(1, round(w / sum(weights.values()) * k))])
+            picks.extend(pool[: max(1, round(w / sum(weights.values()) * k))])
         return fill(picks, self.ranked, k)
 
 
@@ -263,8 +273,16 @@ class MFPolicy(Policy):
 
     name = "mf"
 
-    def __init__(self, log: EventLog, cutoff, fallback: Policy, factors: int = 48, regularization: float = 0.05,
-                 alpha: float = 10.0, iterations: int = 15):
+    def __init__(
+        self,
+        log: EventLog,
+        cutoff,
+        fallback: Policy,
+        factors: int = 48,
+        regularization: float = 0.05,
+        alpha: float = 10.0,
+        iterations: int = 15,
+    ):
         from implicit.cpu.als import AlternatingLeastSquares
         from scipy.sparse import csr_matrix
 
@@ -280,8 +298,9 @@ class MFPolicy(Policy):
         self.alpha = alpha
         matrix = csr_matrix((alpha * pairs.to_numpy(np.float32), (rows, cols)), shape=(len(users), len(self.queries)))
         with threadpool_limits(1, "blas"):  # implicit's own advice: BLAS threads fight its solver
-            self.model = AlternatingLeastSquares(factors=factors, regularization=regularization,
-                                                 iterations=iterations, random_state=0, num_threads=1)
+            self.model = AlternatingLeastSquares(
+                factors=factors, regularization=regularization, iterations=iterations, random_state=0, num_threads=1
+            )
             self.model.fit(matrix, show_progress=False)
 
     def recommend(self, user_id, time, k=8):
@@ -290,8 +309,7 @@ class MFPolicy(Policy):
     def recommend_batch(self, requests, k=8):
         rows = []
         for user_id, time in requests:
-            counts = collections.Counter(q for q in self.log.query[self.log.before(user_id, time)]
-                                         if q in self.index)
+            counts = collections.Counter(q for q in self.log.query[self.log.before(user_id, time)] if q in self.index)
             rows.append(counts)
         known = [i for i, counts in enumerate(rows) if counts]
         out = [self.fallback.recommend(u, t, k) for u, t in requests]
@@ -304,8 +322,9 @@ class MFPolicy(Policy):
                     c.append(self.index[q])
             items = self.csr((np.array(data, np.float32), (r, c)), shape=(len(known), len(self.queries)))
             with threadpool_limits(1, "blas"):
-                ids, _ = self.model.recommend(np.arange(len(known)), items, N=k, recalculate_user=True,
-                                              filter_already_liked_items=False)
+                ids, _ = self.model.recommend(
+                    np.arange(len(known)), items, N=k, recalculate_user=True, filter_already_liked_items=False
+                )
             for j, i in enumerate(known):
                 out[i] = fill([self.queries[q] for q in ids[j] if q >= 0], out[i], k)
         return out
@@ -326,8 +345,9 @@ class LoggedPolicy(Policy):
         return shown[:k] if shown else self.fallback.recommend(user_id, time, k)
 
 
-def build_baselines(log: EventLog, impressions: pd.DataFrame, cutoff, names: Sequence[str],
-                    catalogue: Catalogue | None = None) -> list[Policy]:
+def build_baselines(
+    log: EventLog, impressions: pd.DataFrame, cutoff, names: Sequence[str], catalogue: Catalogue | None = None
+) -> list[Policy]:
     """The named baselines. `catalogue` (users, queries, items tables) feeds the ones that read
     profiles and attributes; without it they fall back to what the log alone supports."""
     catalogue = catalogue or Catalogue()
@@ -354,13 +374,23 @@ class Catalogue:
     items: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @classmethod
-    def load(cls, data_dir) -> "Catalogue":
-        from pathlib import Path
+    def load(cls, data_dir) -> Catalogue:
 
-        read = lambda name: pd.read_parquet(Path(data_dir) / f"{name}.parquet") \
-            if (Path(data_dir) / f"{name}.parquet").exists() else pd.DataFrame()  # noqa: E731
+        read = lambda name: (
+            pd.read_parquet(Path(data_dir) / f"{name}.parquet")
+            if (Path(data_dir) / f"{name}.parquet").exists()
+            else pd.DataFrame()
+        )  # noqa: E731
         return cls(read("users"), read("queries"), read("items"))
 
 
-BASELINES = ("legacy", "popularity", "popularity_incat", "popularity_content", "popularity_segment", "coclick",
-             "itemcf", "mf")
+BASELINES = (
+    "legacy",
+    "popularity",
+    "popularity_incat",
+    "popularity_content",
+    "popularity_segment",
+    "coclick",
+    "itemcf",
+    "mf",
+)

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import collections
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import pandas as pd
 
-from models.generator import as_list, build_prompt, format_completion
-from pipelines.config import option
-from pipelines.window import holdout_start
+from core.config import option
+from core.lists import as_list, to_plain
+from core.window import holdout_start
+from models.generator import build_prompt, format_completion
 
 WEIGHTS = {"search": 1.0, "click": 1.0, "cart": 3.0, "purchase": 5.0}
 SUGGESTION_WEIGHT = 2.0  # a search that came from clicking a HintQ suggestion
@@ -40,7 +41,6 @@ class SFTDataConfig:
     extend_hours: float = option(24.0, "extend a short session with the user's sessions starting within this window")
     extend_weight: float = option(0.5, "weight of behaviour from those later sessions")
     interest_floor: float = option(0.2, "re-rank score = engagement x (floor + long-term interest weight)")
-    holdout_days: float = option(5.0, "sessions in the last N days are held out for evaluation")
 
 
 def session_engagement(events: pd.DataFrame, weight: float = 1.0) -> dict[str, float]:
@@ -54,8 +54,9 @@ def session_engagement(events: pd.DataFrame, weight: float = 1.0) -> dict[str, f
     return dict(scores)
 
 
-def interest_rerank(scores: Mapping[str, float], category_of: Mapping[str, str],
-                    interests: Mapping[str, float], floor: float) -> list[str]:
+def interest_rerank(
+    scores: Mapping[str, float], category_of: Mapping[str, str], interests: Mapping[str, float], floor: float
+) -> list[str]:
     """Order by engagement x (floor + interest weight), then interleave categories."""
     weighted = {q: s * (floor + interests.get(category_of.get(q), 0.0)) for q, s in scores.items()}
     by_cat: dict[str, list[str]] = collections.defaultdict(list)
@@ -68,18 +69,24 @@ def interest_rerank(scores: Mapping[str, float], category_of: Mapping[str, str],
     return out
 
 
-
 class CompletionBuilder:
     """Builds completions from the event log; holds the per-session and popularity indexes."""
 
-    def __init__(self, events: pd.DataFrame, sessions: pd.DataFrame, queries: pd.DataFrame,
-                 cutoff: pd.Timestamp, cfg: SFTDataConfig):
+    def __init__(
+        self,
+        events: pd.DataFrame,
+        sessions: pd.DataFrame,
+        queries: pd.DataFrame,
+        cutoff: pd.Timestamp,
+        cfg: SFTDataConfig,
+    ):
         self.cfg = cfg
         self.category_of = dict(zip(queries["query"], queries["category_id"]))
         self.events_by_session = {s: g for s, g in events.groupby("session_id", sort=False)}
         sessions = sessions.sort_values(["user_id", "session_start"])
-        self.user_sessions = {u: list(zip(g["session_start"], g["session_id"]))
-                              for u, g in sessions.groupby("user_id", sort=False)}
+        self.user_sessions = {
+            u: list(zip(g["session_start"], g["session_id"])) for u, g in sessions.groupby("user_id", sort=False)
+        }
         before = events[(events["event_type"] == "search") & (events["event_ts"] < cutoff)]
         counts = before["query"].value_counts()
         self.global_popular = list(counts.index[:50])
@@ -106,8 +113,9 @@ class CompletionBuilder:
     def completion(self, user: str, session_id: int, start: pd.Timestamp, ctx: Mapping) -> list[str]:
         cats = as_list(ctx.get("top_categories_30d"))
         interests = dict(zip(cats, as_list(ctx.get("top_category_weights_30d"))))
-        ranked = interest_rerank(self.behaviour(user, session_id, start), self.category_of, interests,
-                                 self.cfg.interest_floor)
+        ranked = interest_rerank(
+            self.behaviour(user, session_id, start), self.category_of, interests, self.cfg.interest_floor
+        )
         fill = list(as_list(ctx.get("recent_queries")))
         for rnd in range(20):  # the top categories' popular queries, interleaved
             fill.extend(self.popular_in[c][rnd] for c in cats if rnd < len(self.popular_in[c]))
@@ -120,35 +128,63 @@ class CompletionBuilder:
         return out
 
 
-CONTEXT_KEYS = ("age_band", "gender", "city_tier", "price_sensitivity", "n_search_7d", "n_click_7d", "n_events_30d",
-                "top_categories_7d", "top_category_weights_7d", "top_categories_30d", "top_category_weights_30d",
-                "recent_queries", "recent_click_categories", "session_queries", "session_categories",
-                "hour_of_day", "is_cold_start", "interest_entropy")
+CONTEXT_KEYS = (
+    "age_band",
+    "gender",
+    "city_tier",
+    "price_sensitivity",
+    "n_search_7d",
+    "n_click_7d",
+    "n_events_30d",
+    "top_categories_7d",
+    "top_category_weights_7d",
+    "top_categories_30d",
+    "top_category_weights_30d",
+    "recent_queries",
+    "recent_click_categories",
+    "session_queries",
+    "session_categories",
+    "hour_of_day",
+    "is_cold_start",
+    "interest_entropy",
+)
 
 
 def context_json(ctx: Mapping) -> str:
     """The user context as JSON (lists for arrays, null for NaN): a dataset column for rewards."""
-    from models.generator import to_plain
 
     return json.dumps({k: to_plain(ctx.get(k)) for k in CONTEXT_KEYS}, default=str)
 
 
-def build_samples(contexts: pd.DataFrame, events: pd.DataFrame, sessions: pd.DataFrame,
-                  queries: pd.DataFrame, categories: pd.DataFrame, cfg: SFTDataConfig) -> pd.DataFrame:
+def build_samples(
+    contexts: pd.DataFrame,
+    events: pd.DataFrame,
+    sessions: pd.DataFrame,
+    queries: pd.DataFrame,
+    categories: pd.DataFrame,
+    cfg: SFTDataConfig,
+) -> pd.DataFrame:
     """One IL-SFT sample per session start before the cut-off. `contexts` is the SFT context frame
     (one row per session: session_id, user_id, event_timestamp and the direct_generation_v1
     features)."""
-    cutoff = holdout_start(sessions["session_start"], cfg.holdout_days)
+    cutoff = holdout_start(sessions["session_start"])
     builder = CompletionBuilder(events, sessions, queries, cutoff, cfg)
     names = dict(zip(categories["category_id"], categories["category_name"]))
     rows = []
     train = contexts[contexts["event_timestamp"] < cutoff]
     for ctx in train.to_dict("records"):
         lst = builder.completion(ctx["user_id"], ctx["session_id"], ctx["event_timestamp"], ctx)
-        rows.append({"prompt": build_prompt(ctx, names), "completion": format_completion(lst),
-                     "context_json": context_json(ctx),
-                     "queries": lst, "user_id": ctx["user_id"], "session_id": ctx["session_id"],
-                     "event_timestamp": ctx["event_timestamp"]})
+        rows.append(
+            {
+                "prompt": build_prompt(ctx, names),
+                "completion": format_completion(lst),
+                "context_json": context_json(ctx),
+                "queries": lst,
+                "user_id": ctx["user_id"],
+                "session_id": ctx["session_id"],
+                "event_timestamp": ctx["event_timestamp"],
+            }
+        )
     return pd.DataFrame(rows)
 
 

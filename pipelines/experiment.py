@@ -21,14 +21,13 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from core.config import aigq_home, option
+from core.errors import AigqError
 from pipelines.baselines import BASELINES
-from pipelines.config import aigq_home, option
-from pipelines.errors import AigqError
-from pipelines.world_spec import FLAGS
+from world.spec import FLAGS
 
 SLICES = ("all", "cold", "regular", "heavy")
-TABLE = ("sim_ctr", "oracle_share", "hit_rate@8", "hit_rate_organic@8", "distinct_categories", "serendipity",
-         "novelty")
+TABLE = ("sim_ctr", "oracle_share", "hit_rate@8", "hit_rate_organic@8", "distinct_categories", "serendipity", "novelty")
 
 
 @dataclass
@@ -48,13 +47,25 @@ def run_home(label: str, seed: int, models: bool) -> Path:
 
 
 def run_commands(cfg: ExperimentConfig, seed: int, off: list[str], models: bool, home: Path) -> list[list[str]]:
-    aigq = [sys.executable, "-m", "pipelines.cli", "--home", str(home)]
+    aigq = [sys.executable, "-m", "cli.main", "--home", str(home)]
     off_args = [a for name in off for a in ("--world-off", name)]
     if models:
-        return [aigq + ["demo", "--profile", cfg.profile, "--seed", str(seed), "--end-date", cfg.end_date,
-                        "--skip-monitoring"] + off_args]
-    sim = aigq + ["simulate", "--profile", cfg.profile, "--seed", str(seed), "--set", f"end_date={cfg.end_date}",
-                  "--set", "check_spec=false"]
+        return [
+            aigq
+            + ["demo", "--profile", cfg.profile, "--seed", str(seed), "--end-date", cfg.end_date, "--skip-monitoring"]
+            + off_args
+        ]
+    sim = aigq + [
+        "simulate",
+        "--profile",
+        cfg.profile,
+        "--seed",
+        str(seed),
+        "--set",
+        f"end_date={cfg.end_date}",
+        "--set",
+        "check_spec=false",
+    ]
     sim += ["--set", f"off=[{','.join(off)}]"] if off else []
     policies = ",".join(list(BASELINES) + ["oracle"])
     return [sim, aigq + ["evaluate", "--set", f"policies=[{policies}]", "--set", "plots=false"]]
@@ -87,8 +98,11 @@ def main(cfg: ExperimentConfig) -> dict:
                         if subprocess.run(command, stdout=out, stderr=subprocess.STDOUT).returncode:
                             raise AigqError(f"experiment run {label} seed {seed} failed: see {log}")
             results[label][seed] = json.loads(report.read_text())
-    doc = {"config": asdict(cfg), "summary": {label: summarize(list(r.values())) for label, r in results.items()},
-           "seconds": time.perf_counter() - started}
+    doc = {
+        "config": asdict(cfg),
+        "summary": {label: summarize(list(r.values())) for label, r in results.items()},
+        "seconds": time.perf_counter() - started,
+    }
     if cfg.ablation:
         doc["ablation"] = ablation(results)
     out = Path(cfg.output_dir) if cfg.output_dir else aigq_home() / "reports"
@@ -111,8 +125,10 @@ def interval(values: list[float]) -> tuple[float, float]:
 def summarize(evals: list[dict]) -> dict:
     """{policy: {slice: {metric: [mean, half-width]}}} over the runs' eval.json."""
     policies = [p for p in evals[0]["policies"] if all(p in e["policies"] for e in evals)]
-    return {p: {s: {m: interval([e["policies"][p][s].get(m, math.nan) for e in evals]) for m in TABLE}
-                for s in SLICES} for p in policies}
+    return {
+        p: {s: {m: interval([e["policies"][p][s].get(m, math.nan) for e in evals]) for m in TABLE} for s in SLICES}
+        for p in policies
+    }
 
 
 def ablation(results: dict[str, dict[int, dict]]) -> dict:
@@ -125,13 +141,17 @@ def ablation(results: dict[str, dict[int, dict]]) -> dict:
             continue
         seeds = sorted(set(by_seed) & set(full))
         policies = [p for p in full[seeds[0]]["policies"] if all(p in by_seed[s]["policies"] for s in seeds)]
-        out[label] = {p: {m: interval([by_seed[s]["policies"][p]["all"][m] - full[s]["policies"][p]["all"][m]
-                                       for s in seeds]) for m in ("sim_ctr", "oracle_share", "hit_rate@8")}
-                      for p in policies}
+        out[label] = {
+            p: {
+                m: interval([by_seed[s]["policies"][p]["all"][m] - full[s]["policies"][p]["all"][m] for s in seeds])
+                for m in ("sim_ctr", "oracle_share", "hit_rate@8")
+            }
+            for p in policies
+        }
     return out
 
 
-def _cell(pair) -> str:
+def cell(pair) -> str:
     mean, half = pair
     if math.isnan(mean):
         return "-"
@@ -139,22 +159,37 @@ def _cell(pair) -> str:
 
 
 def markdown(doc: dict, cfg: ExperimentConfig) -> str:
-    lines = [f"# Experiment: world v2, seeds {cfg.seeds} ({cfg.profile} profile, worlds ending {cfg.end_date})",
-             "", "Mean over seeds ± half-width of the 95% t-interval over seeds. sim_ctr: expected clicks per "
-             "impression under the world's list-level click model; oracle_share: sim_ctr over the list-aware "
-             "oracle's.", ""]
+    lines = [
+        f"# Experiment: world v2, seeds {cfg.seeds} ({cfg.profile} profile, worlds ending {cfg.end_date})",
+        "",
+        "Mean over seeds ± half-width of the 95% t-interval over seeds. sim_ctr: expected clicks per "
+        "impression under the world's list-level click model; oracle_share: sim_ctr over the list-aware "
+        "oracle's.",
+        "",
+    ]
     for label, summary in doc["summary"].items():
         for s in SLICES:
-            lines += [f"## {label}, slice `{s}`", "", "| policy | " + " | ".join(TABLE) + " |",
-                      "|---" * (len(TABLE) + 1) + "|"]
-            lines += [f"| {p} | " + " | ".join(_cell(by_slice[s][m]) for m in TABLE) + " |"
-                      for p, by_slice in summary.items()]
+            lines += [
+                f"## {label}, slice `{s}`",
+                "",
+                "| policy | " + " | ".join(TABLE) + " |",
+                "|---" * (len(TABLE) + 1) + "|",
+            ]
+            lines += [
+                f"| {p} | " + " | ".join(cell(by_slice[s][m]) for m in TABLE) + " |" for p, by_slice in summary.items()
+            ]
             lines.append("")
     if "ablation" in doc:
-        lines += ["## Ablation: change when one structure is switched off (paired by seed, all requests)", "",
-                  "| structure off | policy | Δ sim_ctr | Δ oracle_share | Δ hit_rate@8 |", "|---|---|---|---|---|"]
+        lines += [
+            "## Ablation: change when one structure is switched off (paired by seed, all requests)",
+            "",
+            "| structure off | policy | Δ sim_ctr | Δ oracle_share | Δ hit_rate@8 |",
+            "|---|---|---|---|---|",
+        ]
         deltas = ("sim_ctr", "oracle_share", "hit_rate@8")
         for label, by_policy in doc["ablation"].items():
-            lines += [f"| {label.removeprefix('without_')} | {p} | " + " | ".join(_cell(d[m]) for m in deltas) + " |"
-                      for p, d in by_policy.items()]
+            lines += [
+                f"| {label.removeprefix('without_')} | {p} | " + " | ".join(cell(d[m]) for m in deltas) + " |"
+                for p, d in by_policy.items()
+            ]
     return "\n".join(lines) + "\n"

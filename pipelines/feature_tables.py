@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.schemas import TIMESTAMP
+from core.schemas import TIMESTAMP
 
 DAY_US = 86_400_000_000
 WINDOWS = (1, 7, 30)
@@ -30,17 +30,34 @@ SESSION_LIST = 5
 ENGAGEMENT = {"search": 1.0, "click": 1.0, "cart": 3.0, "purchase": 5.0}
 EVENT_TYPES = tuple(ENGAGEMENT)
 
-FEATURE_TABLES = ("user_profile", "user_interests", "query_stats", "session_features",
-                  "direct_candidates", "think_mappings")
+FEATURE_TABLES = (
+    "user_profile",
+    "user_interests",
+    "query_stats",
+    "session_features",
+    "direct_candidates",
+    "think_mappings",
+)
 
 LIST_STR = pa.list_(pa.string())
 NEARLINE_SCHEMAS = {
-    "direct_candidates": pa.schema([
-        ("user_id", pa.string()), ("event_timestamp", TIMESTAMP), ("direct_queries", LIST_STR),
-        ("direct_model_version", pa.string())]),
-    "think_mappings": pa.schema([
-        ("trigger", pa.string()), ("event_timestamp", TIMESTAMP), ("think_queries", LIST_STR),
-        ("think_rationale", pa.string()), ("think_model_version", pa.string())]),
+    "direct_candidates": pa.schema(
+        [
+            ("user_id", pa.string()),
+            ("event_timestamp", TIMESTAMP),
+            ("direct_queries", LIST_STR),
+            ("direct_model_version", pa.string()),
+        ]
+    ),
+    "think_mappings": pa.schema(
+        [
+            ("trigger", pa.string()),
+            ("event_timestamp", TIMESTAMP),
+            ("think_queries", LIST_STR),
+            ("think_rationale", pa.string()),
+            ("think_model_version", pa.string()),
+        ]
+    ),
 }
 
 
@@ -58,9 +75,10 @@ def read_logs(data_dir: Path) -> Logs:
         return pq.read_table(data_dir / f"{name}.parquet", columns=columns).to_pandas()
 
     return Logs(
-        users=read("users"), categories=read("categories"), queries=read("queries"),
-        events=read("events", ["session_id", "user_id", "event_ts", "event_type", "query",
-                               "category_id", "item_id"]),
+        users=read("users"),
+        categories=read("categories"),
+        queries=read("queries"),
+        events=read("events", ["session_id", "user_id", "event_ts", "event_type", "query", "category_id", "item_id"]),
         impressions=read("hintq_impressions", ["user_id", "impression_ts", "position", "query", "clicked"]),
     )
 
@@ -85,18 +103,24 @@ def build_feature_tables(data_dir: Path, out_dir: Path) -> dict[str, int]:
 
 
 def user_profile_table(users: pd.DataFrame) -> pa.Table:
-    return pa.table({
-        "user_id": users["user_id"].astype(str),
-        "event_timestamp": _ts_array(users["signup_ts"]),
-        "age_band": users["age_band"], "gender": users["gender"],
-        "city_tier": users["city_tier"].astype(np.int64),
-        "price_sensitivity": users["price_sensitivity"].astype(np.float64),
-    })
+    return pa.table(
+        {
+            "user_id": users["user_id"].astype(str),
+            "event_timestamp": _ts_array(users["signup_ts"]),
+            "age_band": users["age_band"],
+            "gender": users["gender"],
+            "city_tier": users["city_tier"].astype(np.int64),
+            "price_sensitivity": users["price_sensitivity"].astype(np.float64),
+        }
+    )
 
 
 def _ts_us(series: pd.Series) -> np.ndarray:
-    return series.dt.tz_convert("UTC").astype("datetime64[us, UTC]").astype(np.int64).to_numpy() \
-        if series.dt.tz is not None else series.astype("datetime64[us]").astype(np.int64).to_numpy()
+    return (
+        series.dt.tz_convert("UTC").astype("datetime64[us, UTC]").astype(np.int64).to_numpy()
+        if series.dt.tz is not None
+        else series.astype("datetime64[us]").astype(np.int64).to_numpy()
+    )
 
 
 def _ts_array(series_or_us) -> pa.Array:
@@ -160,15 +184,24 @@ def user_interests_table(events: pd.DataFrame) -> pa.Table:
     eng_cum = eng.cumsum(axis=1)
     snap_key = snap_user.astype(np.int64) * n_days + snap_day
     for w in WINDOWS:
-        cats_col, weights_col = _top_categories(window(eng_cum, w), pair_user,
-                                                pair_cat, np.asarray(cats), n_days, snap_key)
+        cats_col, weights_col = _top_categories(
+            window(eng_cum, w), pair_user, pair_cat, np.asarray(cats), n_days, snap_key
+        )
         cols[f"top_categories_{w}d"], cols[f"top_category_weights_{w}d"] = cats_col, weights_col
 
-    cols["recent_queries"] = _recent_per_snapshot(events, ts, user_codes, etype == 0, "query",
-                                                  snap_user, t0 + (snap_day + 1) * DAY_US, RECENT_QUERIES)
+    cols["recent_queries"] = _recent_per_snapshot(
+        events, ts, user_codes, etype == 0, "query", snap_user, t0 + (snap_day + 1) * DAY_US, RECENT_QUERIES
+    )
     cols["recent_click_categories"] = _recent_per_snapshot(
-        events, ts, user_codes, etype == 1, "category_id", snap_user, t0 + (snap_day + 1) * DAY_US,
-        RECENT_CLICK_CATEGORIES)
+        events,
+        ts,
+        user_codes,
+        etype == 1,
+        "category_id",
+        snap_user,
+        t0 + (snap_day + 1) * DAY_US,
+        RECENT_CLICK_CATEGORIES,
+    )
     return pa.table(cols)
 
 
@@ -187,8 +220,10 @@ def _top_categories(win: np.ndarray, pair_user, pair_cat, cat_names, n_days, sna
     counts = np.bincount(slot, minlength=len(snap_key))
     offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]), pa.int32())
     shares = (value / total[slot]).astype(np.float32)
-    return (pa.ListArray.from_arrays(offsets, pa.array(cat_names[cat], pa.string())),
-            pa.ListArray.from_arrays(offsets, pa.array(shares, pa.float32())))
+    return (
+        pa.ListArray.from_arrays(offsets, pa.array(cat_names[cat], pa.string())),
+        pa.ListArray.from_arrays(offsets, pa.array(shares, pa.float32())),
+    )
 
 
 def _recent_per_snapshot(events, ts, user_codes, mask, column, snap_user, snap_end_us, max_len):
@@ -242,19 +277,23 @@ def query_stats_table(logs: Logs) -> pa.Table:
     qi, d = np.meshgrid(np.arange(len(index)), np.arange(n_days), indexing="ij")
     qi, d = qi.ravel(), d.ravel()
     share = s30 / np.maximum(s30.sum(axis=0, keepdims=True), 1)
-    return pa.table({
-        "query": pa.array(q["query"].to_numpy()[qi], pa.string()),
-        "event_timestamp": _ts_array(t0 + (d + 1) * DAY_US),
-        "query_category_id": pa.array(q["category_id"].to_numpy()[qi], pa.string()),
-        "query_domain": pa.array(q["domain"].fillna("").to_numpy()[qi], pa.string()),
-        "q_n_search_7d": s7.ravel().astype(np.int64), "q_n_search_30d": s30.ravel().astype(np.int64),
-        "q_search_share_30d": share.ravel().astype(np.float32),
-        "q_impressions_30d": imp30.ravel().astype(np.int64), "q_clicks_30d": clk30.ravel().astype(np.int64),
-        # smoothed towards the global CTR so a rarely shown query does not get 0 or 1
-        "q_ctr_30d": ((clk30 + 20 * global_ctr) / (imp30 + 20)).ravel().astype(np.float32),
-        # clicks over expected clicks, smoothed towards 1 (an average query)
-        "q_coec_30d": ((clk30 + 1.0) / (exp30 + 1.0)).ravel().astype(np.float32),
-    })
+    return pa.table(
+        {
+            "query": pa.array(q["query"].to_numpy()[qi], pa.string()),
+            "event_timestamp": _ts_array(t0 + (d + 1) * DAY_US),
+            "query_category_id": pa.array(q["category_id"].to_numpy()[qi], pa.string()),
+            "query_domain": pa.array(q["domain"].fillna("").to_numpy()[qi], pa.string()),
+            "q_n_search_7d": s7.ravel().astype(np.int64),
+            "q_n_search_30d": s30.ravel().astype(np.int64),
+            "q_search_share_30d": share.ravel().astype(np.float32),
+            "q_impressions_30d": imp30.ravel().astype(np.int64),
+            "q_clicks_30d": clk30.ravel().astype(np.int64),
+            # smoothed towards the global CTR so a rarely shown query does not get 0 or 1
+            "q_ctr_30d": ((clk30 + 20 * global_ctr) / (imp30 + 20)).ravel().astype(np.float32),
+            # clicks over expected clicks, smoothed towards 1 (an average query)
+            "q_coec_30d": ((clk30 + 1.0) / (exp30 + 1.0)).ravel().astype(np.float32),
+        }
+    )
 
 
 def session_features_table(events: pd.DataFrame) -> pa.Table:
@@ -274,12 +313,22 @@ def session_state_rows(ev: pd.DataFrame) -> pa.Table:
     first_search = np.searchsorted(search_idx, first, side="left")
     queries = pa.array(ev["query"].to_numpy()[search_idx], pa.string())
     categories = pa.array(ev["category_id"].to_numpy(), pa.string())
-    return pa.table({
-        "user_id": pa.array(ev["user_id"].to_numpy(), pa.string()),
-        "event_timestamp": _ts_array(ev["event_ts"]),
-        "session_id": pa.array(sess.astype(np.int64)),
-        "session_queries": window_lists(queries, first_search, search_pos, SESSION_LIST),
-        "session_categories": window_lists(categories, first, np.arange(len(sess)) + 1, SESSION_LIST),
-        "session_event_count": pa.array((np.arange(len(sess)) - first + 1).astype(np.int64)),
-    })
+    return pa.table(
+        {
+            "user_id": pa.array(ev["user_id"].to_numpy(), pa.string()),
+            "event_timestamp": _ts_array(ev["event_ts"]),
+            "session_id": pa.array(sess.astype(np.int64)),
+            "session_queries": window_lists(queries, first_search, search_pos, SESSION_LIST),
+            "session_categories": window_lists(categories, first, np.arange(len(sess)) + 1, SESSION_LIST),
+            "session_event_count": pa.array((np.arange(len(sess)) - first + 1).astype(np.int64)),
+        }
+    )
 
+
+def query_stats_at(path, cutoff=None) -> dict[str, dict]:
+    """The latest daily query statistics at or before the cut-off (None: the newest), per query."""
+    stats = pd.read_parquet(path)
+    if cutoff is not None:
+        stats = stats[stats["event_timestamp"] <= cutoff]
+    latest = stats.sort_values("event_timestamp").drop_duplicates("query", keep="last")
+    return {r.pop("query"): r for r in latest.drop(columns=["event_timestamp"]).to_dict("records")}

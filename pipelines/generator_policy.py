@@ -4,16 +4,18 @@ writes the list, and a baseline fills any shortfall (marked as fallback)."""
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from core.catalogue import QueryCatalogue
+from core.feature_store import DIRECT_SERVICE
+from core.history import to_us
 from models.generator import DirectGenerator
 from pipelines.baselines import Policy
-from pipelines.catalog import QueryCatalogue
 from pipelines.datasets import prompts_for
-from pipelines.history import to_us
+from pipelines.training_frames import sft_context_frame
 
 
 def catalogue_validator(queries: pd.DataFrame) -> Callable[[str], bool]:
@@ -22,13 +24,17 @@ def catalogue_validator(queries: pd.DataFrame) -> Callable[[str], bool]:
     return QueryCatalogue(queries, no_categories).is_valid
 
 
-def feast_contexts(fs, service: str = "direct_generation_v1") -> Callable[[Sequence[tuple[str, object]]], list[dict]]:
+def feast_contexts(fs, service: str = DIRECT_SERVICE) -> Callable[[Sequence[tuple[str, object]]], list[dict]]:
     """requests -> the feature service's user features as of each request time."""
-    from pipelines.training_frames import sft_context_frame
 
     def fetch(requests):
-        entity = pd.DataFrame({"session_id": np.arange(len(requests)), "user_id": [u for u, _ in requests],
-                               "session_start": pd.to_datetime([t for _, t in requests], utc=True)})
+        entity = pd.DataFrame(
+            {
+                "session_id": np.arange(len(requests)),
+                "user_id": [u for u, _ in requests],
+                "session_start": pd.to_datetime([t for _, t in requests], utc=True),
+            }
+        )
         frame = sft_context_frame(fs, entity, service).sort_values("session_id")
         return frame.to_dict("records")
 
@@ -36,8 +42,9 @@ def feast_contexts(fs, service: str = "direct_generation_v1") -> Callable[[Seque
 
 
 class GeneratorPolicy(Policy):
-    def __init__(self, name: str, generator: DirectGenerator, contexts: Callable, categories: pd.DataFrame,
-                 fallback: Policy):
+    def __init__(
+        self, name: str, generator: DirectGenerator, contexts: Callable, categories: pd.DataFrame, fallback: Policy
+    ):
         self.name, self.generator, self.fetch = name, generator, contexts
         self.categories, self.fallback = categories, fallback
         self._contexts: dict[tuple[str, int], Mapping] = {}

@@ -10,29 +10,30 @@ measures the served policy.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
-import pandas as pd
-
+from core.history import EventLog, to_us
+from core.lists import as_list
 from pipelines.baselines import Policy
-from pipelines.history import EventLog, to_us
-
-
-def query_stats_at(path, cutoff=None) -> dict[str, dict]:
-    """The latest daily query statistics at or before the cut-off (None: the newest), per query."""
-    stats = pd.read_parquet(path)
-    if cutoff is not None:
-        stats = stats[stats["event_timestamp"] <= cutoff]
-    latest = stats.sort_values("event_timestamp").drop_duplicates("query", keep="last")
-    return {r.pop("query"): r for r in latest.drop(columns=["event_timestamp"]).to_dict("records")}
+from serving.candidates import load_blocklist, merge_candidates, output_filter
+from serving.config import ServingConfig
+from serving.ranking import rerank, with_popularity_prior
 
 
 class HybridPolicy(Policy):
     name = "hybrid"
 
-    def __init__(self, direct, think, fallback: Policy, scorer, query_stats: Mapping[str, dict], catalogue,
-                 log: EventLog, serving=None):
-        from serving.hintq import ServingConfig, load_blocklist, output_filter
+    def __init__(
+        self,
+        direct,
+        think,
+        fallback: Policy,
+        scorer,
+        query_stats: Mapping[str, dict],
+        catalogue,
+        log: EventLog,
+        serving=None,
+    ):
 
         self.direct, self.think, self.fallback = direct, think, fallback
         self.scorer, self.query_stats, self.catalogue, self.log = scorer, query_stats, catalogue, log
@@ -44,16 +45,17 @@ class HybridPolicy(Policy):
         self.direct.prepare(requests)
 
     def recommend_batch(self, requests, k=8):
-        from models.generator import as_list
-        from serving.hintq import merge_candidates, rerank, with_popularity_prior
 
         direct_lists = self.direct.recommend_batch(requests, k)
-        generated = self.direct.generated[-len(requests):]
+        generated = self.direct.generated[-len(requests) :]
         contexts, merged = [], []
-        for (u, t), lst, g in zip(requests, direct_lists, generated):
-            model_part = [q for q, s in zip(g.queries, g.sources) if s == "model"]
-            lists = {"direct": model_part, "think": self.think.candidates(u, t),
-                     "fallback": self.fallback.recommend(u, t, 2 * k)}
+        for (u, t), _, g in zip(requests, direct_lists, generated):
+            model_part = g.model_queries
+            lists = {
+                "direct": model_part,
+                "think": self.think.candidates(u, t),
+                "fallback": self.fallback.recommend(u, t, 2 * k),
+            }
             searched = set(self.log.recent_queries(u, t, self.cfg.drop_recent_searches))
             merged.append(merge_candidates(lists, searched, self.allow, self.cfg.per_source))
             contexts.append(self.direct._contexts[(u, to_us(t))])
@@ -63,11 +65,19 @@ class HybridPolicy(Policy):
         for (candidates, sources), ctr_scores, rows, ctx_i in zip(merged, scores, cands, contexts):
             s = with_popularity_prior(ctr_scores, rows, self.cfg.popularity_weight)
             cats = [r.get("query_category_id") or self.catalogue.category(r["query"]) for r in rows]
-            interests = list(zip(as_list(ctx_i.get("top_categories_30d")), as_list(ctx_i.get("top_category_weights_30d"))))
+            interests = list(
+                zip(as_list(ctx_i.get("top_categories_30d")), as_list(ctx_i.get("top_category_weights_30d")))
+            )
             order = rerank(s, cats, interests, self.catalogue.domain, k, self.cfg)
             out.append([candidates[i] for i in order])
-            self.served.append({"queries": out[-1], "sources": [sources[i] for i in order],
-                                "scores": [round(float(s[i]), 6) for i in order], "categories": [cats[i] for i in order]})
+            self.served.append(
+                {
+                    "queries": out[-1],
+                    "sources": [sources[i] for i in order],
+                    "scores": [round(float(s[i]), 6) for i in order],
+                    "categories": [cats[i] for i in order],
+                }
+            )
         return out
 
     def recommend(self, user_id, time, k=8):

@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.config import aigq_home, option
-from pipelines.errors import AigqError
-from pipelines.schemas import EVENT_TYPES, SCHEMAS, SEARCH_SOURCES
-from pipelines.text import normalize_query
+from core.config import aigq_home, option
+from core.errors import AigqError
+from core.schemas import EVENT_TYPES, SCHEMAS, SEARCH_SOURCES
+from core.text import normalize_query
 
 # (table, column) -> allowed values
 ALLOWED = {("events", "event_type"): EVENT_TYPES, ("events", "search_source"): SEARCH_SOURCES}
@@ -34,8 +34,14 @@ REFERENCES = {
     ("queries", "category_id"): ("categories", "category_id"),
     ("items", "category_id"): ("categories", "category_id"),
 }
-UNIQUE = {"users": "user_id", "categories": "category_id", "queries": "query_id", "items": "item_id",
-          "sessions": "session_id", "events": "event_id"}
+UNIQUE = {
+    "users": "user_id",
+    "categories": "category_id",
+    "queries": "query_id",
+    "items": "item_id",
+    "sessions": "session_id",
+    "events": "event_id",
+}
 QUERY_COLUMNS = {"queries": "query", "events": "query", "hintq_impressions": "query"}
 
 
@@ -90,8 +96,9 @@ def read_table(path: Path, table: str) -> pa.Table:
             bad = pc.invert(pc.is_in(col, value_set=pa.array(allowed)))
             if pc.any(bad).as_py():
                 row = _first_row(bad)
-                raise IngestError(f"{path}: column {field.name!r} row {row}: {col[row].as_py()!r} "
-                                  f"is not one of {list(allowed)}")
+                raise IngestError(
+                    f"{path}: column {field.name!r} row {row}: {col[row].as_py()!r} is not one of {list(allowed)}"
+                )
         if field.name == "position" and pc.any(pc.less(col, 0)).as_py():
             raise IngestError(f"{path}: column 'position' row {_first_row(pc.less(col, 0))}: negative position")
         if table in QUERY_COLUMNS and field.name == QUERY_COLUMNS[table]:
@@ -115,8 +122,10 @@ def validate_dir(source: Path) -> dict[str, pa.Table]:
         bad = pc.invert(pc.is_in(tables[table].column(col), value_set=tables[ref_table].column(ref_col)))
         if pc.any(bad).as_py():
             row = _first_row(bad)
-            raise IngestError(f"{source / (table + '.parquet')}: column {col!r} row {row}: "
-                              f"{tables[table].column(col)[row].as_py()!r} not found in {ref_table}.{ref_col}")
+            raise IngestError(
+                f"{source / (table + '.parquet')}: column {col!r} row {row}: "
+                f"{tables[table].column(col)[row].as_py()!r} not found in {ref_table}.{ref_col}"
+            )
     if tables["events"].num_rows == 0:
         raise IngestError(f"{source / 'events.parquet'}: no events")
     return tables

@@ -11,74 +11,89 @@ Each run covers the activity window (watermark, newest event]. It is idempotent 
 - the watermark moves only after every list of the run is pushed.
 
 The state lives in SQL through SQLAlchemy (SQLite under $AIGQ_HOME/nearline by default,
-PostgreSQL by URL). `DirectBatch` is the unit of work: a callable over a pandas batch of user
-contexts, the shape Ray Data's `map_batches` or a Spark `mapInPandas` takes, so the loop here can
-be swapped for either without touching generation.
+PostgreSQL by URL). `models.direct.DirectBatch` is the unit of work: a callable over a pandas batch
+of user contexts, the shape Ray Data's `map_batches` or a Spark `mapInPandas` takes, so the loop
+here can be swapped for either without touching generation.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from pipelines.config import aigq_home, option
-from pipelines.errors import AigqError
+from core.config import aigq_home, option
+from core.errors import AigqError
+from core.feature_store import DIRECT_SERVICE, open_store
+from models.direct import DirectBatch, newest_direct_model
+from models.generator import model_version
 
 JOB = "direct"
-DIRECT_MODELS = ("direct_grpo", "direct_sft")  # serving takes whichever is newest
 
 metadata = sa.MetaData()
-watermarks = sa.Table("nearline_watermarks", metadata,
-                      sa.Column("job", sa.String(64), primary_key=True),
-                      sa.Column("watermark", sa.DateTime(timezone=True), nullable=False))
-runs = sa.Table("nearline_runs", metadata,
-                sa.Column("run_id", sa.Integer, primary_key=True, autoincrement=True),
-                sa.Column("job", sa.String(64), nullable=False, index=True),
-                sa.Column("since", sa.DateTime(timezone=True), nullable=False),
-                sa.Column("until", sa.DateTime(timezone=True), nullable=False),
-                sa.Column("model_version", sa.String(128), nullable=False),
-                sa.Column("status", sa.String(16), nullable=False),  # running | done
-                sa.Column("users", sa.Integer, nullable=False),
-                sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-                sa.Column("finished_at", sa.DateTime(timezone=True)))
-lists = sa.Table("nearline_lists", metadata,
-                 sa.Column("run_id", sa.Integer, primary_key=True),
-                 sa.Column("user_id", sa.String(256), primary_key=True),
-                 sa.Column("queries", sa.JSON, nullable=False),
-                 sa.Column("model_version", sa.String(128), nullable=False),
-                 sa.Column("generated_at", sa.DateTime(timezone=True), nullable=False),
-                 sa.Column("pushed", sa.Boolean, nullable=False, default=False))
+watermarks = sa.Table(
+    "nearline_watermarks",
+    metadata,
+    sa.Column("job", sa.String(64), primary_key=True),
+    sa.Column("watermark", sa.DateTime(timezone=True), nullable=False),
+)
+runs = sa.Table(
+    "nearline_runs",
+    metadata,
+    sa.Column("run_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String(64), nullable=False, index=True),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_version", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # running | done
+    sa.Column("users", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+)
+lists = sa.Table(
+    "nearline_lists",
+    metadata,
+    sa.Column("run_id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.String(256), primary_key=True),
+    sa.Column("queries", sa.JSON, nullable=False),
+    sa.Column("model_version", sa.String(128), nullable=False),
+    sa.Column("generated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("pushed", sa.Boolean, nullable=False, default=False),
+)
 
 
 @dataclass
 class NearlineConfig:
-    model: str = option("", "Direct model directory (default: the newest of $AIGQ_HOME/models/direct_grpo, "
-                            "direct_sft)")
+    model: str = option("", "Direct model directory (default: the newest of $AIGQ_HOME/models/direct_grpo, direct_sft)")
     store: str = option("sqlite", "feature store (sqlite | redis_postgres)")
     batch_size: int = option(64, "users per generation batch")
-    initial_days: float = option(30.0, "first run (no watermark): users active in the last N days of logs "
-                                       "(the interest window: every user the ranker knows gets a list)")
-    state_url: str = option("", "SQLAlchemy URL of the job state (default $AIGQ_NEARLINE_STATE_URL or SQLite "
-                                "under $AIGQ_HOME/nearline)")
-    workers: int = option(1, "generation processes: 1 generates in this process; N > 1 runs a pool of N "
-                             "single-threaded workers (the local stand-in for Ray/Spark executors)")
+    initial_days: float = option(
+        30.0,
+        "first run (no watermark): users active in the last N days of logs "
+        "(the interest window: every user the ranker knows gets a list)",
+    )
+    state_url: str = option(
+        "", "SQLAlchemy URL of the job state (default $AIGQ_NEARLINE_STATE_URL or SQLite under $AIGQ_HOME/nearline)"
+    )
+    workers: int = option(
+        1,
+        "generation processes: 1 generates in this process; N > 1 runs a pool of N "
+        "single-threaded workers (the local stand-in for Ray/Spark executors)",
+    )
     max_users: int = option(0, "stop after this many users in this invocation (0: all; the rest resume next time)")
     seed: int = option(0, "generation seed")
-
-
-def newest_direct_model() -> Path:
-    found = [aigq_home() / "models" / n for n in DIRECT_MODELS if (aigq_home() / "models" / n / "config.json").exists()]
-    if not found:
-        raise AigqError(f"no Direct model under {aigq_home() / 'models'}; run `aigq train sft` (and grpo)")
-    return max(found, key=lambda p: (p / "config.json").stat().st_mtime)
 
 
 def state_engine(url: str = "") -> sa.Engine:
@@ -94,41 +109,20 @@ def state_engine(url: str = "") -> sa.Engine:
 
 def active_users(since: datetime, until: datetime) -> list[str]:
     """Users with any event in (since, until], sorted (a stable order makes resumption simple)."""
-    events = pd.read_parquet(aigq_home() / "data" / "events.parquet", columns=["user_id", "event_ts"],
-                             filters=[("event_ts", ">", pd.Timestamp(since)), ("event_ts", "<=", pd.Timestamp(until))])
+    events = pd.read_parquet(
+        aigq_home() / "data" / "events.parquet",
+        columns=["user_id", "event_ts"],
+        filters=[("event_ts", ">", pd.Timestamp(since)), ("event_ts", "<=", pd.Timestamp(until))],
+    )
     return sorted(events["user_id"].unique())
 
 
 def newest_event() -> datetime:
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     path = aigq_home() / "data" / "events.parquet"
     if not path.exists():
         raise AigqError(f"{path}: no activity log; run `aigq simulate` or `aigq ingest DIR`")
     return pc.max(pq.read_table(path, columns=["event_ts"]).column(0)).as_py()
-
-
-class DirectBatch:
-    """contexts (one row per user, direct_generation_v1 columns) -> their Direct lists.
-    Loads the model once per worker; callable on a pandas batch (Ray/Spark-ready)."""
-
-    def __init__(self, model_dir: Path, batch_size: int, seed: int = 0):
-        from models.generator import DirectGenerator, GenerationConfig
-        from pipelines.catalog import QueryCatalogue
-
-        self.catalogue = QueryCatalogue.load(aigq_home() / "data")
-        self.generator = DirectGenerator(model_dir, GenerationConfig(batch_size=batch_size, seed=seed),
-                                         is_valid=self.catalogue.is_valid)
-        self.version = self.generator.version
-
-    def __call__(self, contexts: pd.DataFrame) -> pd.DataFrame:
-        from models.generator import build_prompt
-
-        prompts = [build_prompt(c, self.catalogue.name) for c in contexts.to_dict("records")]
-        out = self.generator.generate(prompts)
-        return pd.DataFrame({"user_id": contexts["user_id"].to_numpy(),
-                             "queries": [[q for q, s in zip(g.queries, g.sources) if s == "model"] for g in out]})
 
 
 _worker_batch: DirectBatch | None = None
@@ -154,12 +148,13 @@ def generated_batches(model_dir: Path, cfg: NearlineConfig, contexts: Iterator[p
         for frame in contexts:
             yield batch_fn(frame)
         return
-    import multiprocessing
-    from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(cfg.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-                             initargs=(str(model_dir), cfg.batch_size, cfg.seed)) as pool:
+    with ProcessPoolExecutor(
+        cfg.workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(str(model_dir), cfg.batch_size, cfg.seed),
+    ) as pool:
         pending: deque = deque()
         for frame in contexts:
             pending.append(pool.submit(_worker_generate, frame))
@@ -170,17 +165,24 @@ def generated_batches(model_dir: Path, cfg: NearlineConfig, contexts: Iterator[p
 
 
 def fetch_contexts(fs, users: Sequence[str], hour: int) -> pd.DataFrame:
-    frame = fs.get_online_features(features=fs.get_feature_service("direct_generation_v1"),
-                                   entity_rows=[{"user_id": u, "request_hour": hour} for u in users]).to_df()
+    frame = fs.get_online_features(
+        features=fs.get_feature_service(DIRECT_SERVICE),
+        entity_rows=[{"user_id": u, "request_hour": hour} for u in users],
+    ).to_df()
     return frame
 
 
 def push_lists(fs, rows: pd.DataFrame) -> None:
     from feast.data_source import PushMode
 
-    frame = pd.DataFrame({"user_id": rows["user_id"], "direct_queries": rows["queries"],
-                          "direct_model_version": rows["model_version"],
-                          "event_timestamp": pd.to_datetime(rows["generated_at"], utc=True)})
+    frame = pd.DataFrame(
+        {
+            "user_id": rows["user_id"],
+            "direct_queries": rows["queries"],
+            "direct_model_version": rows["model_version"],
+            "event_timestamp": pd.to_datetime(rows["generated_at"], utc=True),
+        }
+    )
     fs.push("direct_candidates_push", frame, to=PushMode.ONLINE)
 
 
@@ -193,8 +195,11 @@ def open_run(engine: sa.Engine, model_version: str, initial_days: float, job: st
     """The unfinished run to resume, else a new run over (watermark, newest event]; None if no
     new activity."""
     with engine.begin() as conn:
-        row = conn.execute(sa.select(runs).where(runs.c.job == job, runs.c.status == "running")
-                           .order_by(runs.c.run_id)).mappings().first()
+        row = (
+            conn.execute(sa.select(runs).where(runs.c.job == job, runs.c.status == "running").order_by(runs.c.run_id))
+            .mappings()
+            .first()
+        )
         if row is not None:
             return dict(row)
         until = newest_event()
@@ -202,20 +207,36 @@ def open_run(engine: sa.Engine, model_version: str, initial_days: float, job: st
         since = _utc(mark) if mark is not None else until - timedelta(days=initial_days)
         if until <= since:
             return None
-        run = {"job": job, "since": since, "until": until, "model_version": model_version, "status": "running",
-               "users": 0, "started_at": datetime.now(timezone.utc)}
+        run = {
+            "job": job,
+            "since": since,
+            "until": until,
+            "model_version": model_version,
+            "status": "running",
+            "users": 0,
+            "started_at": datetime.now(UTC),
+        }
         run["run_id"] = conn.execute(runs.insert().values(**run)).inserted_primary_key[0]
         return run
 
 
 def _utc(t: datetime) -> datetime:
     """SQLite hands back naive datetimes: they were written as UTC."""
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def record(engine: sa.Engine, run_id: int, generated: pd.DataFrame, version: str, at: datetime) -> pd.DataFrame:
-    rows = [{"run_id": run_id, "user_id": u, "queries": list(q), "model_version": version, "generated_at": at,
-             "pushed": False} for u, q in zip(generated["user_id"], generated["queries"])]
+    rows = [
+        {
+            "run_id": run_id,
+            "user_id": u,
+            "queries": list(q),
+            "model_version": version,
+            "generated_at": at,
+            "pushed": False,
+        }
+        for u, q in zip(generated["user_id"], generated["queries"])
+    ]
     with engine.begin() as conn:
         conn.execute(lists.insert(), rows)
     return pd.DataFrame(rows)
@@ -223,14 +244,17 @@ def record(engine: sa.Engine, run_id: int, generated: pd.DataFrame, version: str
 
 def mark_pushed(engine: sa.Engine, run_id: int, users: Sequence[str]) -> None:
     with engine.begin() as conn:
-        conn.execute(lists.update().where(lists.c.run_id == run_id, lists.c.user_id.in_(list(users)))
-                     .values(pushed=True))
+        conn.execute(
+            lists.update().where(lists.c.run_id == run_id, lists.c.user_id.in_(list(users))).values(pushed=True)
+        )
 
 
 def unpushed(engine: sa.Engine, run_id: int) -> pd.DataFrame:
     with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(sa.select(lists).where(lists.c.run_id == run_id, lists.c.pushed.is_(False)))
-                            .mappings().all(), columns=[c.name for c in lists.columns])
+        return pd.DataFrame(
+            conn.execute(sa.select(lists).where(lists.c.run_id == run_id, lists.c.pushed.is_(False))).mappings().all(),
+            columns=[c.name for c in lists.columns],
+        )
 
 
 def recorded_users(engine: sa.Engine, run_id: int) -> set[str]:
@@ -241,8 +265,11 @@ def recorded_users(engine: sa.Engine, run_id: int) -> set[str]:
 def finish_run(engine: sa.Engine, run: dict, n_users: int) -> None:
     """Close the run and move the watermark, in one transaction."""
     with engine.begin() as conn:
-        conn.execute(runs.update().where(runs.c.run_id == run["run_id"])
-                     .values(status="done", users=n_users, finished_at=datetime.now(timezone.utc)))
+        conn.execute(
+            runs.update()
+            .where(runs.c.run_id == run["run_id"])
+            .values(status="done", users=n_users, finished_at=datetime.now(UTC))
+        )
         updated = conn.execute(watermarks.update().where(watermarks.c.job == run["job"]).values(watermark=run["until"]))
         if updated.rowcount == 0:
             conn.execute(watermarks.insert().values(job=run["job"], watermark=run["until"]))
@@ -251,14 +278,11 @@ def finish_run(engine: sa.Engine, run: dict, n_users: int) -> None:
 def main(cfg: NearlineConfig, fs=None, on_batch: Callable[[int], None] | None = None) -> dict:
     """One invocation: resume or start a run, generate and push every pending user, close it.
     `on_batch(i)` is called after each pushed batch (progress hooks; tests kill the job there)."""
-    from pipelines.features import open_store
 
     started = time.perf_counter()
     model_dir = Path(cfg.model) if cfg.model else newest_direct_model()
     engine = state_engine(cfg.state_url)
     try:
-        from models.generator import model_version
-
         version = model_version(model_dir)
         run = open_run(engine, version, cfg.initial_days, job_name(cfg.store))
         if run is None:
@@ -272,15 +296,16 @@ def main(cfg: NearlineConfig, fs=None, on_batch: Callable[[int], None] | None = 
         done = recorded_users(engine, run["run_id"])
         todo = [u for u in users if u not in done]
         if cfg.max_users:
-            todo = todo[:cfg.max_users]
+            todo = todo[: cfg.max_users]
         hour = _utc(run["until"]).hour
-        batches = [todo[s:s + cfg.batch_size] for s in range(0, len(todo), cfg.batch_size)]
+        batches = [todo[s : s + cfg.batch_size] for s in range(0, len(todo), cfg.batch_size)]
         contexts = (fetch_contexts(fs, batch, hour) for batch in batches)
         generated = 0
         results = generated_batches(model_dir, cfg, contexts)
-        for i, (batch, out) in enumerate(tqdm(zip(batches, results), total=len(batches), desc="nearline direct",
-                                              unit="batch")):
-            rows = record(engine, run["run_id"], out, version, datetime.now(timezone.utc))
+        for i, (batch, out) in enumerate(
+            tqdm(zip(batches, results), total=len(batches), desc="nearline direct", unit="batch")
+        ):
+            rows = record(engine, run["run_id"], out, version, datetime.now(UTC))
             push_lists(fs, rows)
             mark_pushed(engine, run["run_id"], batch)
             generated += len(batch)
@@ -290,10 +315,18 @@ def main(cfg: NearlineConfig, fs=None, on_batch: Callable[[int], None] | None = 
         if complete:
             finish_run(engine, run, len(users))
         seconds = time.perf_counter() - started
-        return {"status": "done" if complete else "partial", "run_id": run["run_id"], "users": len(users),
-                "generated": generated, "replayed": len(replayed), "model_version": version,
-                "since": str(run["since"]), "until": str(run["until"]), "seconds": seconds,
-                "lists_per_s": generated / seconds if seconds else 0.0}
+        return {
+            "status": "done" if complete else "partial",
+            "run_id": run["run_id"],
+            "users": len(users),
+            "generated": generated,
+            "replayed": len(replayed),
+            "model_version": version,
+            "since": str(run["since"]),
+            "until": str(run["until"]),
+            "seconds": seconds,
+            "lists_per_s": generated / seconds if seconds else 0.0,
+        }
     finally:
         engine.dispose()
 

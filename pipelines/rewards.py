@@ -18,13 +18,14 @@ per completion; nothing here reads logs or the world's ground truth.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from models.generator import as_list, candidates
-from pipelines.metrics import text_embedding
+from core.lists import as_list
+from core.metrics import text_embedding
+from models.generator import candidates
 
 COMPONENTS = ("relevance", "diversity", "coverage", "novelty", "format", "popularity", "ctr")
 
@@ -39,7 +40,6 @@ def completion_text(completion) -> str:
 def discounts(k: int) -> np.ndarray:
     d = 1.0 / np.log2(np.arange(k) + 2)
     return d / d.sum()
-
 
 
 @dataclass
@@ -78,8 +78,11 @@ def make_rewards(rc: RewardContext) -> dict[str, Callable]:
             week = dict(zip(as_list(ctx.get("top_categories_7d")), as_list(ctx.get("top_category_weights_7d"))))
             clicked = set(as_list(ctx.get("recent_click_categories")))
             recent = as_list(ctx.get("recent_queries"))[:5] + as_list(ctx.get("session_queries"))[:3]
-            sims = (text_embedding(queries) @ text_embedding(recent).T).max(axis=1) if queries and recent \
+            sims = (
+                (text_embedding(queries) @ text_embedding(recent).T).max(axis=1)
+                if queries and recent
                 else np.zeros(len(queries))
+            )
             score = 0.0
             for i, (q, sim) in enumerate(zip(queries, sims)):
                 c = rc.category_of(q)
@@ -128,10 +131,20 @@ def make_rewards(rc: RewardContext) -> dict[str, Callable]:
         pop = rc.query_popularity or {}
         out = []
         for comp, ctx in zip(completions, _contexts(kwargs, len(completions))):
-            interests = set(as_list(ctx.get("top_categories_30d"))) | set(as_list(ctx.get("top_categories_7d"))) \
+            interests = (
+                set(as_list(ctx.get("top_categories_30d")))
+                | set(as_list(ctx.get("top_categories_7d")))
                 | set(as_list(ctx.get("recent_click_categories")))
-            out.append(float(sum(disc[i] * pop.get(q, 0.0) for i, q in enumerate(rc.parse(comp))
-                                 if rc.category_of(q) in interests)))
+            )
+            out.append(
+                float(
+                    sum(
+                        disc[i] * pop.get(q, 0.0)
+                        for i, q in enumerate(rc.parse(comp))
+                        if rc.category_of(q) in interests
+                    )
+                )
+            )
         return out
 
     def ctr(prompts, completions, **kwargs) -> list[float]:
@@ -143,16 +156,29 @@ def make_rewards(rc: RewardContext) -> dict[str, Callable]:
         cands = [[{"query": q, **feats.get(q, {"query_category_id": rc.category_of(q)})} for q in qs] for qs in lists]
         positions = [list(range(len(qs))) for qs in lists]
         probs = rc.ctr_scorer.score_users(contexts, cands, positions)  # one forward pass
-        return [float(np.dot(p, disc[:len(p)])) for p in probs]
+        return [float(np.dot(p, disc[: len(p)])) for p in probs]
 
-    return {"relevance": relevance, "diversity": diversity, "coverage": coverage, "novelty": novelty,
-            "format": format_, "popularity": popularity, "ctr": ctr}
+    return {
+        "relevance": relevance,
+        "diversity": diversity,
+        "coverage": coverage,
+        "novelty": novelty,
+        "format": format_,
+        "popularity": popularity,
+        "ctr": ctr,
+    }
 
 
-def total_reward(rewards: Mapping[str, Callable], weights: Mapping[str, float], prompts: Sequence[str],
-                 completions: Sequence[str], **kwargs) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def total_reward(
+    rewards: Mapping[str, Callable],
+    weights: Mapping[str, float],
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    **kwargs,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The weighted sum TRL optimises, and each component, for a batch (evaluation and tests)."""
-    parts = {name: np.asarray(fn(prompts, completions, **kwargs)) for name, fn in rewards.items()
-             if weights.get(name, 0.0)}
+    parts = {
+        name: np.asarray(fn(prompts, completions, **kwargs)) for name, fn in rewards.items() if weights.get(name, 0.0)
+    }
     total = sum(weights[name] * v for name, v in parts.items())
     return np.asarray(total, dtype=float), parts

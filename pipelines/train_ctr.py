@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from core.config import aigq_home, git_revision, option
+from core.errors import AigqError
 from models import ctr
-from pipelines.config import aigq_home, git_revision, option
-from pipelines.errors import AigqError
 
 
 @dataclass
@@ -49,8 +49,10 @@ def time_split(frame: pd.DataFrame, test_days: float) -> tuple[pd.DataFrame, pd.
     cut = frame["event_timestamp"].max() - pd.Timedelta(days=test_days)
     train, test = frame[frame["event_timestamp"] < cut], frame[frame["event_timestamp"] >= cut]
     if len(train) == 0 or len(test) == 0 or train["clicked"].nunique() < 2:
-        raise AigqError(f"time split at {cut} leaves {len(train)} train / {len(test)} test rows with both "
-                        "labels needed; lower test_days or simulate more days")
+        raise AigqError(
+            f"time split at {cut} leaves {len(train)} train / {len(test)} test rows with both "
+            "labels needed; lower test_days or simulate more days"
+        )
     return train, test
 
 
@@ -74,8 +76,14 @@ def sparse_design(batch: dict[str, np.ndarray], n_categories: int, buckets: int)
     onehot = lambda idx, width: sp.csr_matrix((np.ones(n), (rows, idx)), shape=(n, width))  # noqa: E731
     tok_rows = np.repeat(rows, np.diff(np.append(batch["tok_off"], len(batch["tok_ids"]))))
     tokens = sp.csr_matrix((np.ones(len(tok_rows)), (tok_rows, batch["tok_ids"])), shape=(n, buckets))
-    return sp.hstack([sp.csr_matrix(batch["dense"]), onehot(batch["position"], ctr.MAX_POSITION),
-                      onehot(batch["qcat"], n_categories + 1), tokens]).tocsr()
+    return sp.hstack(
+        [
+            sp.csr_matrix(batch["dense"]),
+            onehot(batch["position"], ctr.MAX_POSITION),
+            onehot(batch["qcat"], n_categories + 1),
+            tokens,
+        ]
+    ).tocsr()
 
 
 def train_model(train_batch, y, cfg: TrainCTRConfig, ctr_cfg: ctr.CTRConfig, vocab: ctr.Vocab):
@@ -88,8 +96,11 @@ def train_model(train_batch, y, cfg: TrainCTRConfig, ctr_cfg: ctr.CTRConfig, voc
     # with the MLP, which would otherwise absorb position effects into item features
     position = list(model.position_logit.parameters())
     rest = [p for n, p in model.named_parameters() if not n.startswith("position_logit")]
-    opt = torch.optim.Adam([{"params": rest}, {"params": position, "lr": cfg.lr * cfg.position_lr_scale}],
-                           lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(
+        [{"params": rest}, {"params": position, "lr": cfg.lr * cfg.position_lr_scale}],
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+    )
     loss_fn = torch.nn.BCEWithLogitsLoss()
     rng = np.random.default_rng(cfg.seed)
     losses = []
@@ -98,7 +109,7 @@ def train_model(train_batch, y, cfg: TrainCTRConfig, ctr_cfg: ctr.CTRConfig, voc
         for _ in range(cfg.epochs):
             order = rng.permutation(len(y))
             for i in range(0, len(y), cfg.batch_size):
-                idx = order[i:i + cfg.batch_size]
+                idx = order[i : i + cfg.batch_size]
                 batch = ctr.to_tensors(ctr.slice_batch(train_batch, idx))
                 loss = loss_fn(model(batch), torch.from_numpy(y[idx]))
                 opt.zero_grad()
@@ -151,14 +162,17 @@ def main(cfg: TrainCTRConfig, frame: pd.DataFrame | None = None) -> dict:
         curve[pos] = float(predict(model, moved).mean())
     observed = test.groupby("position")["clicked"].mean()
     metrics = {
-        "train_rows": int(len(train)), "test_rows": int(len(test)),
-        "test_from": str(test["event_timestamp"].min()), "base_rate_test": float(y_test.mean()),
+        "train_rows": int(len(train)),
+        "test_rows": int(len(test)),
+        "test_from": str(test["event_timestamp"].min()),
+        "base_rate_test": float(y_test.mean()),
         "model": auc_and_logloss(y_test, p_model),
         "logistic_regression": auc_and_logloss(y_test, p_lr),
         "per_query_ctr": auc_and_logloss(y_test, p_query),
         "position_curve": curve,
         "observed_ctr_by_position": {int(k): float(v) for k, v in observed.items()},
-        "first_loss": float(np.mean(losses[:20])), "last_loss": float(np.mean(losses[-20:])),
+        "first_loss": float(np.mean(losses[:20])),
+        "last_loss": float(np.mean(losses[-20:])),
         "train_seconds": time.perf_counter() - started,
     }
     out = model_dir(cfg)
@@ -169,20 +183,24 @@ def main(cfg: TrainCTRConfig, frame: pd.DataFrame | None = None) -> dict:
 
 
 def model_card(cfg: TrainCTRConfig, m: dict, frame: pd.DataFrame) -> str:
+    names = {
+        "model": "this model",
+        "logistic_regression": "logistic regression (same features)",
+        "per_query_ctr": "per-query historical CTR",
+    }
+    rows = "\n".join(f"| {name} | {m[key]['auc']:.4f} | {m[key]['logloss']:.4f} |" for key, name in names.items())
     return f"""# CTR ranker
 
 - Feature service: `{ctr.FEATURE_SERVICE}` (point-in-time over the impression log), plus query text
   (hashed word uni/bigrams) and position (additive logit).
-- Data window: {frame['event_timestamp'].min()} .. {frame['event_timestamp'].max()};
-  test from {m['test_from']} ({m['test_rows']} rows), train {m['train_rows']} rows.
+- Data window: {frame["event_timestamp"].min()} .. {frame["event_timestamp"].max()};
+  test from {m["test_from"]} ({m["test_rows"]} rows), train {m["train_rows"]} rows.
 - Git revision: {git_revision()}. Config: `{json.dumps(asdict(cfg))}`
 
 | model | AUC | log loss |
 |---|---|---|
-| this model | {m['model']['auc']:.4f} | {m['model']['logloss']:.4f} |
-| logistic regression (same features) | {m['logistic_regression']['auc']:.4f} | {m['logistic_regression']['logloss']:.4f} |
-| per-query historical CTR | {m['per_query_ctr']['auc']:.4f} | {m['per_query_ctr']['logloss']:.4f} |
+{rows}
 
 Mean predicted click probability of the test rows moved to each position:
-{', '.join(f"{k}: {v:.4f}" for k, v in m['position_curve'].items())}
+{", ".join(f"{k}: {v:.4f}" for k, v in m["position_curve"].items())}
 """

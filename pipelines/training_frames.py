@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.config import aigq_home
-from pipelines.features import data_dir
+from core.config import aigq_home
+from core.feature_store import CTR_SERVICE, DIRECT_SERVICE, data_dir
 
 
 def _historical(fs, service: str, entity_df: pd.DataFrame) -> pd.DataFrame:
@@ -25,19 +25,19 @@ def _historical(fs, service: str, entity_df: pd.DataFrame) -> pd.DataFrame:
 
 def ctr_training_frame(fs, impressions: pd.DataFrame | None = None) -> pd.DataFrame:
     if impressions is None:
-        impressions = pd.read_parquet(data_dir() / "hintq_impressions.parquet",
-                                      columns=["impression_id", "user_id", "impression_ts", "position",
-                                               "query", "clicked"])
+        impressions = pd.read_parquet(
+            data_dir() / "hintq_impressions.parquet",
+            columns=["impression_id", "user_id", "impression_ts", "position", "query", "clicked"],
+        )
     entity_df = impressions.rename(columns={"impression_ts": "event_timestamp"})
     entity_df["request_hour"] = entity_df["event_timestamp"].dt.hour.astype("int64")
-    frame = _historical(fs, "ctr_ranking_v1", entity_df)
+    frame = _historical(fs, CTR_SERVICE, entity_df)
     return frame.sort_values(["event_timestamp", "impression_id", "position"], kind="stable").reset_index(drop=True)
 
 
-def sft_context_frame(fs, sessions: pd.DataFrame | None = None, service: str = "direct_generation_v1") -> pd.DataFrame:
+def sft_context_frame(fs, sessions: pd.DataFrame | None = None, service: str = DIRECT_SERVICE) -> pd.DataFrame:
     if sessions is None:
-        sessions = pd.read_parquet(data_dir() / "sessions.parquet",
-                                   columns=["session_id", "user_id", "session_start"])
+        sessions = pd.read_parquet(data_dir() / "sessions.parquet", columns=["session_id", "user_id", "session_start"])
     entity_df = sessions.rename(columns={"session_start": "event_timestamp"})
     entity_df["request_hour"] = entity_df["event_timestamp"].dt.hour.astype("int64")
     frame = _historical(fs, service, entity_df)

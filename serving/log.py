@@ -14,18 +14,21 @@ import os
 import queue
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 
-from pipelines.config import aigq_home
+from core.config import aigq_home
 
 log = logging.getLogger(__name__)
 
 metadata = sa.MetaData()
 served_lists = sa.Table(
-    "served_lists", metadata,
+    "served_lists",
+    metadata,
     sa.Column("request_id", sa.String(64), primary_key=True),
     sa.Column("served_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("user_id", sa.String(256), nullable=False, index=True),
@@ -57,10 +60,12 @@ def default_url() -> str:
 def make_engine(url: str) -> sa.Engine:
     engine = sa.create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
+
         @sa.event.listens_for(engine, "connect")
         def _wal(dbapi_conn, _):  # concurrent readers while the server writes
             dbapi_conn.execute("PRAGMA journal_mode=WAL")
             dbapi_conn.execute("PRAGMA busy_timeout=5000")
+
     metadata.create_all(engine)
     return engine
 
@@ -82,7 +87,7 @@ class ServingLog:
     def submit(self, record: Mapping[str, Any]) -> None:
         """Queue one answer for logging (returns at once)."""
         row = {c: record.get(c) for c in COLUMNS}
-        row["served_at"] = row["served_at"] or datetime.now(timezone.utc)
+        row["served_at"] = row["served_at"] or datetime.now(UTC)
         row["degraded_reason"] = row["degraded_reason"] or ""
         row["server"] = row["server"] or "inprocess"
         self._queue.put(row)
@@ -100,8 +105,9 @@ class ServingLog:
             left = deadline - time.monotonic()
             try:
                 # closing: take what is queued, wait for nothing more
-                rows.append(self._queue.get_nowait() if left <= 0 or self._stop.is_set()
-                            else self._queue.get(timeout=left))
+                rows.append(
+                    self._queue.get_nowait() if left <= 0 or self._stop.is_set() else self._queue.get(timeout=left)
+                )
             except queue.Empty:
                 break
         return rows
@@ -110,8 +116,13 @@ class ServingLog:
         for attempt in range(3):
             try:
                 with self.engine.begin() as conn:
-                    existing = set(conn.execute(sa.select(served_lists.c.request_id).where(
-                        served_lists.c.request_id.in_([r["request_id"] for r in rows]))).scalars())
+                    existing = set(
+                        conn.execute(
+                            sa.select(served_lists.c.request_id).where(
+                                served_lists.c.request_id.in_([r["request_id"] for r in rows])
+                            )
+                        ).scalars()
+                    )
                     fresh = [r for r in rows if r["request_id"] not in existing]
                     if fresh:
                         conn.execute(served_lists.insert(), fresh)
@@ -139,9 +150,8 @@ class ServingLog:
         self.engine.dispose()
 
 
-def read_log(url: str | None = None, since: datetime | None = None) -> "pd.DataFrame":  # noqa: F821
+def read_log(url: str | None = None, since: datetime | None = None) -> pd.DataFrame:  # noqa: F821
     """The served lists as a DataFrame (JSON columns decoded), oldest first."""
-    import pandas as pd
 
     engine = make_engine(url or default_url())
     query = sa.select(served_lists).order_by(served_lists.c.served_at)
@@ -150,5 +160,38 @@ def read_log(url: str | None = None, since: datetime | None = None) -> "pd.DataF
     try:
         with engine.connect() as conn:
             return pd.DataFrame(conn.execute(query).mappings().all(), columns=list(COLUMNS))
+    finally:
+        engine.dispose()
+
+
+# ---- click feedback ----------------------------------------------------------------------
+# Which suggestion of a served list was clicked: the feedback that monitoring reads (the drift
+# scenario writes it from the simulated users; a shop writes it from its click stream).
+clicks_table = sa.Table(
+    "hintq_clicks",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("query", sa.String(256), nullable=False),
+    sa.Column("clicked_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def read_clicks(url: str) -> dict[str, int]:
+    """Clicks per request id from the feedback table (empty if there is none)."""
+    return {r: int(n) for r, n in clicked_items(url)["request_id"].value_counts().items()}
+
+
+def clicked_items(url: str) -> pd.DataFrame:
+    """(request_id, position, query) of every click in the feedback table (empty if none)."""
+    engine = sa.create_engine(url)
+    try:
+        if not sa.inspect(engine).has_table("hintq_clicks"):
+            return pd.DataFrame(columns=["request_id", "position", "query"])
+        with engine.connect() as conn:
+            return pd.DataFrame(
+                conn.execute(sa.select(clicks_table.c.request_id, clicks_table.c.position, clicks_table.c.query)).all(),
+                columns=["request_id", "position", "query"],
+            )
     finally:
         engine.dispose()

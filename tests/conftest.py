@@ -92,6 +92,7 @@ def direct_home(tiny_world, tmp_path_factory):
     once per test session (tiny sizes, a few steps each)."""
     import shutil
 
+    from core import feature_store
     from pipelines import features, train_base, train_ctr, train_sft, training_frames
 
     home = tmp_path_factory.mktemp("direct_home")
@@ -99,16 +100,19 @@ def direct_home(tiny_world, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIGQ_HOME", str(home))
         features.apply("sqlite")
-        fs = features.open_store("sqlite")
+        fs = feature_store.open_store("sqlite")
         frames = home / "frames"
         frames.mkdir()
         training_frames.sft_context_frame(fs).to_parquet(frames / "sft_contexts.parquet")
         ctr_frame = training_frames.ctr_training_frame(fs)
         ctr_cfg = train_ctr.TrainCTRConfig(test_days=3, epochs=8, batch_size=256)
         ctr = train_ctr.main(ctr_cfg, ctr_frame)
-        base = train_base.main(train_base.TrainBaseConfig(steps=60, vocab_size=800, hidden_size=64, batch_size=16,
-                                                          block_size=64, warmup_steps=5))
-        sft_cfg = train_sft.TrainSFTConfig(max_steps=30, batch_size=8, max_samples=400)
+        base = train_base.main(
+            train_base.TrainBaseConfig(
+                steps=60, vocab_size=800, hidden_size=64, batch_size=16, block_size=64, warmup_steps=5
+            )
+        )
+        sft_cfg = train_sft.TrainSFTConfig(trl={"max_steps": 30, "per_device_train_batch_size": 8}, max_samples=400)
         sft = train_sft.main(sft_cfg)
         dirs = {"sft_dir": train_sft.model_dir(sft_cfg), "ctr_dir": train_ctr.model_dir(ctr_cfg)}
     return {"home": home, "base": base, "sft": sft, "ctr": ctr, "ctr_frame": ctr_frame, "ctr_cfg": ctr_cfg, **dirs}
@@ -128,7 +132,10 @@ def served_home(direct_home, tmp_path_factory):
         mp.setenv("AIGQ_HOME", str(home))
         features.apply("sqlite")  # the registry's paths point into this home
         features.materialize("sqlite")
-        think_summary = think.main(think.ThinkConfig(max_steps=20, max_triggers=120, min_support=2,
-                                                     gen_batch_size=40, max_new_tokens=48))
+        think_summary = think.main(
+            think.ThinkConfig(
+                trl={"max_steps": 20}, max_triggers=120, min_support=2, gen_batch_size=40, max_new_tokens=48
+            )
+        )
         run = nearline.main(nearline.NearlineConfig(batch_size=32))
     return {**direct_home, "home": home, "think": think_summary, "nearline": run}

@@ -5,7 +5,8 @@ import shutil
 
 import pytest
 
-from serving.launch import spawn, stop_spawned
+from servers.launch import spawn, stop_spawned
+
 from tests.integration.servers import Server, free_port
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving.launch import ephemeral_port_range
+from servers.launch import ephemeral_port_range
 
 
 @dataclass
@@ -47,8 +47,9 @@ def free_port() -> int:
 
 def post(url: str, body, content_type: str | None = "application/json", timeout: float = 30) -> tuple[int, dict | str]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="POST",
-                                 headers={"Content-Type": content_type} if content_type else {})
+    req = urllib.request.Request(
+        url, data=data, method="POST", headers={"Content-Type": content_type} if content_type else {}
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, json.loads(r.read())

@@ -8,14 +8,14 @@ instants; everything downstream reads the logs.
 """
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
 import time_machine
 
-from monitoring import dashboards, reports, scenario
-from pipelines import evaluate, simulate
+from monitoring import dashboards, reports
+from pipelines import evaluate, scenario, simulate
 from pipelines.baselines import PopularityPolicy
 from serving.log import ServingLog
 
@@ -32,7 +32,7 @@ CASES = {
 
 
 def at(instant: str):
-    return time_machine.travel(datetime.fromisoformat(instant).replace(tzinfo=timezone.utc), tick=False)
+    return time_machine.travel(datetime.fromisoformat(instant).replace(tzinfo=UTC), tick=False)
 
 
 def simulate_tiny(home, monkeypatch, end_date: str):
@@ -53,10 +53,23 @@ def serve_scenario_days(home, ctx: evaluate.EvalContext) -> str:
     log = ServingLog(url)
     for i, (user, t) in enumerate(picked):
         queries = policy.recommend(user, t, 8)
-        log.submit({"request_id": f"cal-{i}", "served_at": t.to_pydatetime(), "user_id": user, "k": 8,
-                    "context": {}, "queries": queries, "sources": ["fallback"] * len(queries),
-                    "scores": [0.0] * len(queries), "categories": [ctx.category(q) for q in queries],
-                    "degraded": False, "model_versions": {}, "latency_ms": 0.0, "server": "test"})
+        log.submit(
+            {
+                "request_id": f"cal-{i}",
+                "served_at": t.to_pydatetime(),
+                "user_id": user,
+                "k": 8,
+                "context": {},
+                "queries": queries,
+                "sources": ["fallback"] * len(queries),
+                "scores": [0.0] * len(queries),
+                "categories": [ctx.category(q) for q in queries],
+                "degraded": False,
+                "model_versions": {},
+                "latency_ms": 0.0,
+                "server": "test",
+            }
+        )
     log.close()
     return url
 
@@ -70,7 +83,7 @@ def test_windows_are_whole_days_whatever_the_date_and_hour(instant, end_date, tm
         sessions = pd.read_parquet(data / "sessions.parquet")
         assert sorted(sessions["session_start"].dt.floor("D").unique()) == days(N_DAYS)
 
-        ctx = evaluate.load_context(evaluate.EvaluateConfig(eval_days=EVAL_DAYS, max_requests=0))
+        ctx = evaluate.load_context(evaluate.EvaluateConfig(max_requests=0), window_days=EVAL_DAYS)
         assert ctx.cutoff == end - pd.Timedelta(days=EVAL_DAYS)
         assert sorted({t.floor("D") for _, t in ctx.requests}) == days(EVAL_DAYS)
 

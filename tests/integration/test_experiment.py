@@ -10,8 +10,9 @@ from pipelines import experiment
 
 
 def _eval(values: dict) -> dict:
-    return {"policies": {p: {s: {m: v for m in experiment.TABLE} for s in experiment.SLICES}
-                         for p, v in values.items()}}
+    return {
+        "policies": {p: {s: {m: v for m in experiment.TABLE} for s in experiment.SLICES} for p, v in values.items()}
+    }
 
 
 def test_the_interval_is_the_t_interval_over_seeds():
@@ -38,8 +39,10 @@ def test_baselines_only_experiment_on_two_tiny_worlds(tmp_path, monkeypatch):
     assert {"popularity_segment", "mf", "oracle"} <= set(summary)
     mean, half = summary["oracle"]["all"]["oracle_share"]
     assert mean == pytest.approx(1.0) and half == pytest.approx(0.0, abs=1e-9)
-    evals = [json.loads((tmp_path / "experiments" / "world_v2-baselines" / f"seed{s}" / "reports" / "eval.json")
-                        .read_text()) for s in (1, 2)]
+    evals = [
+        json.loads((tmp_path / "experiments" / "world_v2-baselines" / f"seed{s}" / "reports" / "eval.json").read_text())
+        for s in (1, 2)
+    ]
     assert [e["world"]["seed"] for e in evals] == [1, 2]
     sims = [e["policies"]["mf"]["all"]["sim_ctr"] for e in evals]
     assert summary["mf"]["all"]["sim_ctr"][0] == pytest.approx(sum(sims) / 2)

@@ -24,8 +24,9 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from pipelines.errors import AigqError
-from serving.launch import spawn, stop_spawned
+from core.errors import AigqError
+from servers.launch import spawn, stop_spawned
+
 from tests.conftest import POSTGRES, REDIS, require_services
 from tests.integration.servers import HINTQ_PATHS, Server, answer_of, free_port, hintq_body, known_users, post
 
@@ -57,11 +58,18 @@ class Load:
             except (urllib.error.URLError, OSError):
                 status, body = -1, {}
             answer = answer_of(body) if status == 200 else {}
-            self.records.append((time.monotonic(), status, bool(answer.get("degraded")),
-                                 (time.monotonic() - t) * 1000, answer.get("request_id", "")))
+            self.records.append(
+                (
+                    time.monotonic(),
+                    status,
+                    bool(answer.get("degraded")),
+                    (time.monotonic() - t) * 1000,
+                    answer.get("request_id", ""),
+                )
+            )
             time.sleep(0.01)
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         for t in self._threads:
             t.start()
         return self
@@ -93,16 +101,21 @@ class Load:
                     return r[0] - since
             time.sleep(0.2)
         said = "".join(list(self.launcher_said)[-20:]) + "...\n" + "".join(list(self.server_output)[-40:])
-        raise AssertionError(f"answers still degraded {timeout:.0f}s after the fault ended; "
-                             f"statuses {sorted(self.statuses())}; the server said:\n{said}")
+        raise AssertionError(
+            f"answers still degraded {timeout:.0f}s after the fault ended; "
+            f"statuses {sorted(self.statuses())}; the server said:\n{said}"
+        )
 
 
 def outage_summary(load: Load, start: float, end: float) -> dict:
     # only requests sent during the fault: one already in flight may have read the store before
     # it broke and rightly answers fresh (seen under CI load: 6 of 779)
     during = load.sent_between(start + 0.5, end)
-    return {"answers": len(during), "degraded": sum(r[2] for r in during),
-            "p99_ms": float(np.percentile([r[3] for r in during], 99)) if during else float("nan")}
+    return {
+        "answers": len(during),
+        "degraded": sum(r[2] for r in during),
+        "p99_ms": float(np.percentile([r[3] for r in during], 99)) if during else float("nan"),
+    }
 
 
 # ---- the online store goes away -----------------------------------------------------------------
@@ -111,8 +124,9 @@ def online_db(home: Path) -> Path:
 
 
 @pytest.mark.parametrize("server_name", ["bento", "kserve"])
-def test_a_locked_sqlite_online_store_degrades_without_5xx_and_recovers_without_restart(request, server_name,
-                                                                                      server_home):
+def test_a_locked_sqlite_online_store_degrades_without_5xx_and_recovers_without_restart(
+    request, server_name, server_home
+):
     server = request.getfixturevalue(server_name)
     db = online_db(server_home)
     assert db.exists(), f"{db}: the online store is not where the test expects"
@@ -147,8 +161,10 @@ def redis_home(served_home, tmp_path, monkeypatch):
     shutil.copytree(served_home["home"], home)
     port, db = free_port(), f"aigq_fault_{uuid.uuid4().hex[:8]}"
     redis = PrivateRedis(port, tmp_path / "redis")
-    env = {"AIGQ_REDIS": f"127.0.0.1:{port}",
-           "AIGQ_PG_REGISTRY_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"}
+    env = {
+        "AIGQ_REDIS": f"127.0.0.1:{port}",
+        "AIGQ_PG_REGISTRY_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}",
+    }
     for k, v in {"AIGQ_HOME": str(home), **env}.items():
         monkeypatch.setenv(k, v)
     try:
@@ -174,10 +190,27 @@ class PrivateRedis:
         self.start()
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-                                      str(self.dir), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         for _ in range(100):
-            if subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout.strip() == b"PONG":
+            if (
+                subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout.strip()
+                == b"PONG"
+            ):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"redis-server did not start on {self.port}")
@@ -219,8 +252,10 @@ def test_redis_hung_then_killed_mid_load_degrades_without_5xx_and_recovers(redis
     finally:
         stop_spawned(proc)
     hung, gone = outage_summary(load, hung_at, resumed_at), outage_summary(load, killed_at, restarting_at)
-    print(f"Redis hung 4 s: {hung}, fresh {hung_recovery:.1f} s after; killed 4 s: {gone}, fresh "
-          f"{killed_recovery:.1f} s after the restart began")
+    print(
+        f"Redis hung 4 s: {hung}, fresh {hung_recovery:.1f} s after; killed 4 s: {gone}, fresh "
+        f"{killed_recovery:.1f} s after the restart began"
+    )
     assert load.statuses() == {200}
     for outage in (hung, gone):
         assert outage["answers"] > 0 and outage["degraded"] == outage["answers"]
@@ -231,11 +266,12 @@ def test_redis_hung_then_killed_mid_load_degrades_without_5xx_and_recovers(redis
 def child_processes(proc: subprocess.Popen, marker: str) -> list:
     import psutil
 
-    return [p for p in psutil.Process(proc.pid).children(recursive=True)
-            if marker in " ".join(p.cmdline())]
+    return [p for p in psutil.Process(proc.pid).children(recursive=True) if marker in " ".join(p.cmdline())]
 
 
-@pytest.mark.parametrize("server_name, marker", [("kserve", "kserve_server predictor"), ("bento", "--service-name aigq_ctr")])
+@pytest.mark.parametrize(
+    "server_name, marker", [("kserve", "kserve_server predictor"), ("bento", "--service-name aigq_ctr")]
+)
 def test_a_killed_ctr_server_degrades_the_orchestrator_which_recovers(request, server_name, marker, server_home):
     """KServe: the CTR predictor process (the launcher starts it again); BentoML: the CTR
     service's worker (BentoML's arbiter starts it again). HintQ answers in merge order meanwhile."""
@@ -269,8 +305,9 @@ def break_model(home: Path, model: str, how: str) -> Path:
 
 @pytest.mark.parametrize("server_name", ["kserve", "bento"])
 @pytest.mark.parametrize("model, how", [("ctr", "missing"), ("ctr", "corrupt"), ("direct_sft", "corrupt")])
-def test_a_missing_or_corrupt_model_fails_at_start_up_with_a_clear_error(served_home, tmp_path, server_name, model,
-                                                                         how):
+def test_a_missing_or_corrupt_model_fails_at_start_up_with_a_clear_error(
+    served_home, tmp_path, server_name, model, how
+):
     home = tmp_path / "home"
     shutil.copytree(served_home["home"], home, ignore=shutil.ignore_patterns("bentoml"))
     broken = break_model(home, model, how)
@@ -278,8 +315,10 @@ def test_a_missing_or_corrupt_model_fails_at_start_up_with_a_clear_error(served_
     with pytest.raises(AigqError) as failure:
         spawn(server_name, free_port(), home, timeout=180)
     message = str(failure.value)
-    print(f"{server_name}, {model} {how}: failed in {time.monotonic() - started:.0f} s: "
-          f"{message.splitlines()[-1][:200] if message else ''}")
+    print(
+        f"{server_name}, {model} {how}: failed in {time.monotonic() - started:.0f} s: "
+        f"{message.splitlines()[-1][:200] if message else ''}"
+    )
     last_line = message.splitlines()[-1]  # what a user reads: it names the model at fault
     assert str(broken.relative_to(home).parts[0] + "/" + broken.relative_to(home).parts[1]) in last_line
     assert "Traceback" not in last_line
@@ -298,10 +337,11 @@ def recorded_lists() -> int:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_nearline_killed_at_random_points_finishes_with_every_user_written_once(served_home, tmp_path, monkeypatch,
-                                                                                seed):
+def test_nearline_killed_at_random_points_finishes_with_every_user_written_once(
+    served_home, tmp_path, monkeypatch, seed
+):
+    from core.feature_store import open_store
     from pipelines import nearline
-    from pipelines.features import open_store
 
     home = tmp_path / "home"
     shutil.copytree(served_home["home"], home)
@@ -336,8 +376,13 @@ def test_nearline_killed_at_random_points_finishes_with_every_user_written_once(
     assert all(r["pushed"] for r in rows)
     assert nearline._utc(nearline.watermark()) == nearline._utc(runs[0]["until"])  # moved once, to the run's end
     sample = sorted(recorded)[:: max(len(recorded) // 20, 1)]
-    served = open_store("sqlite").get_online_features(
-        features=["direct_candidates:direct_queries"], entity_rows=[{"user_id": u} for u in sample]).to_dict()
+    served = (
+        open_store("sqlite")
+        .get_online_features(
+            features=["direct_candidates:direct_queries"], entity_rows=[{"user_id": u} for u in sample]
+        )
+        .to_dict()
+    )
     for u, queries in zip(sample, served["direct_queries"]):
         assert list(queries or []) == recorded[u]  # the store holds what was recorded
     print(f"seed {seed}: {kills} kills, {len(recorded)} users written once")
@@ -370,7 +415,7 @@ def test_both_servers_writing_one_sqlite_log_under_load_lose_nothing(bento, kser
 @pytest.mark.services
 def test_both_servers_writing_one_postgres_log_under_load_lose_nothing(served_home, tmp_path):
     require_services(POSTGRES)
-    from pipelines.features import DEFAULT_PG_URL, ensure_postgres_database
+    from core.feature_store import DEFAULT_PG_URL, ensure_postgres_database
 
     home = tmp_path / "home"
     shutil.copytree(served_home["home"], home)

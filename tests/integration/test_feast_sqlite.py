@@ -11,8 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core import feature_store
+from core.feature_store import HINTQ_SERVICE
 from pipelines import features, ingest, training_frames
 from pipelines.feature_tables import build_feature_tables
+
 from tests.conftest import TINY_END_DATE
 from tests.handmade import LEAKAGE_EVENTS, LEAKAGE_IMPRESSIONS, ts, write_logs
 
@@ -25,7 +28,7 @@ def store(tiny_world, tmp_path_factory):
         mp.setenv("AIGQ_HOME", str(home))
         features.apply("sqlite")
         features.materialize("sqlite")
-        yield features.open_store("sqlite"), home
+        yield feature_store.open_store("sqlite"), home
 
 
 def _latest_snapshot(home: Path, user: str) -> pd.Series:
@@ -37,7 +40,7 @@ def test_online_read_returns_the_latest_snapshot(store):
     fs, home = store
     ui = pd.read_parquet(home / "features" / "user_interests.parquet")
     user = ui["user_id"].value_counts().index[0]
-    row = features.online_features(fs, "hintq_online_v1", [{"user_id": user, "request_hour": 21}])
+    row = feature_store.online_features(fs, HINTQ_SERVICE, [{"user_id": user, "request_hour": 21}])
     expected = _latest_snapshot(home, user)
     assert row["top_categories_30d"][0] == list(expected["top_categories_30d"])
     assert row["recent_queries"][0] == list(expected["recent_queries"])
@@ -46,12 +49,14 @@ def test_online_read_returns_the_latest_snapshot(store):
     assert row["age_band"][0] == profile["age_band"] and row["city_tier"][0] == profile["city_tier"]
     assert row["hour_of_day"][0] == 21 and row["is_cold_start"][0] == 0
     weights = np.array(expected["top_category_weights_30d"], dtype=float)
-    assert row["interest_entropy"][0] == pytest.approx(-(weights / weights.sum() * np.log(weights / weights.sum())).sum())
+    assert row["interest_entropy"][0] == pytest.approx(
+        -(weights / weights.sum() * np.log(weights / weights.sum())).sum()
+    )
 
 
 def test_unknown_user_gets_nulls_and_a_cold_start_flag(store):
     fs, _ = store
-    row = features.online_features(fs, "hintq_online_v1", [{"user_id": "never-seen", "request_hour": 3}])
+    row = feature_store.online_features(fs, HINTQ_SERVICE, [{"user_id": "never-seen", "request_hour": 3}])
     assert row["top_categories_30d"] == [None] and row["age_band"] == [None]
     assert row["is_cold_start"] == [1] and row["interest_entropy"] == [0.0]
 
@@ -68,7 +73,7 @@ def test_pushed_session_events_are_served(store):
     assert n > 0
     rows = pd.read_parquet(home / "features" / "session_features.parquet")
     last = rows.sort_values("event_timestamp").iloc[-1]
-    got = features.online_features(fs, "hintq_online_v1", [{"user_id": last["user_id"], "request_hour": 1}])
+    got = feature_store.online_features(fs, HINTQ_SERVICE, [{"user_id": last["user_id"], "request_hour": 1}])
     assert got["session_queries"][0] == list(last["session_queries"])
     assert got["session_categories"][0] == list(last["session_categories"])
 
@@ -96,13 +101,19 @@ def test_no_feature_from_after_the_label_time_leaks(aigq_home, tmp_path):
     ingest.main(ingest.IngestConfig(source_dir=str(tmp_path / "logs")))
     build_feature_tables(aigq_home / "data", aigq_home / "features")
     features.apply("sqlite")
-    fs = features.open_store("sqlite")
-    labels = pd.DataFrame({
-        "session_id": [10, 11, 12, 13],
-        "user_id": ["u1"] * 4,
-        "session_start": [ts("2026-03-02 12:00"), ts("2026-03-03 09:59:59"),
-                          ts("2026-03-03 10:00:30"), ts("2026-03-04 00:00:01")],
-    })
+    fs = feature_store.open_store("sqlite")
+    labels = pd.DataFrame(
+        {
+            "session_id": [10, 11, 12, 13],
+            "user_id": ["u1"] * 4,
+            "session_start": [
+                ts("2026-03-02 12:00"),
+                ts("2026-03-03 09:59:59"),
+                ts("2026-03-03 10:00:30"),
+                ts("2026-03-04 00:00:01"),
+            ],
+        }
+    )
     frame = training_frames.sft_context_frame(fs, labels).set_index("session_id")
     for sid in (10, 11):  # before the tent session: only the dress is known
         assert list(frame.loc[sid, "top_categories_30d"]) == ["c1"]
@@ -121,7 +132,7 @@ def test_feast_cli_by_hand_inside_feature_repo(tiny_world, tmp_path):
     env = {**os.environ, "AIGQ_HOME": str(home)}
     (home / "feast").mkdir()
     feast = Path(sys.executable).parent / "feast"
-    repo = features.FEATURE_REPO
+    repo = feature_store.FEATURE_REPO
     subprocess.run([str(feast), "apply"], cwd=repo, env=env, check=True, capture_output=True)
     # Pinned instants, not the wall clock: the first `materialize-incremental` of a registry starts
     # at (now - ttl) by Feast's clock, so it would load nothing of a world that ended weeks ago. A
@@ -129,12 +140,16 @@ def test_feast_cli_by_hand_inside_feature_repo(tiny_world, tmp_path):
     # midday of the end date (as a user typing `date -u` that day would) loads the last snapshot.
     end = pd.Timestamp(TINY_END_DATE)
     day = pd.Timedelta(days=1)
-    for args in (["materialize", (end - 10 * day).isoformat(), (end - day).isoformat()],
-                 ["materialize-incremental", (end + day / 2).isoformat()]):
+    for args in (
+        ["materialize", (end - 10 * day).isoformat(), (end - day).isoformat()],
+        ["materialize-incremental", (end + day / 2).isoformat()],
+    ):
         subprocess.run([str(feast), *args], cwd=repo, env=env, check=True, capture_output=True)
-    code = ("from feast import FeatureStore; fs = FeatureStore(repo_path='.'); "
-            "print(fs.get_online_features(features=['user_interests:n_events_30d'], "
-            f"entity_rows=[{{'user_id': '{_any_recent_user(home)}'}}]).to_dict()['n_events_30d'][0])")
+    code = (
+        "from feast import FeatureStore; fs = FeatureStore(repo_path='.'); "
+        "print(fs.get_online_features(features=['user_interests:n_events_30d'], "
+        f"entity_rows=[{{'user_id': '{_any_recent_user(home)}'}}]).to_dict()['n_events_30d'][0])"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, check=True, capture_output=True, text=True)
     assert int(out.stdout.strip().splitlines()[-1]) > 0
 

@@ -15,12 +15,13 @@ from hypothesis import strategies as st
 
 from tests.integration.servers import HINTQ_PATHS, answer_of, has_message, hintq_body, known_user, post
 
-FUZZ = settings(max_examples=60, deadline=None, database=None, derandomize=True,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=60, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 
 HOSTILE_TEXT = [
     "x'; DROP TABLE served_lists; --",
-    "\" OR 1=1 --",
+    '" OR 1=1 --',
     "Robert'); DELETE FROM nearline_lists WHERE ('1'='1",
     "%s%s%s%n",
     "{{7*7}}${jndi:ldap://x}",
@@ -29,24 +30,41 @@ HOSTILE_TEXT = [
     "\\x00\\n",
 ]
 
-json_scalars = st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True) \
-    | st.text(max_size=300)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=5)
-                           | st.dictionaries(st.text(max_size=20), inner, max_size=5), max_leaves=20)
-hostile_strings = st.sampled_from(HOSTILE_TEXT) | st.text(max_size=400) \
-    | st.text(alphabet=st.characters(codec="utf-8"), max_size=50)
-numbers = st.integers(-2**63, 2**63) | st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0, -1, 21, 10**12])
+json_scalars = (
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.text(max_size=300)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=20), inner, max_size=5),
+    max_leaves=20,
+)
+hostile_strings = (
+    st.sampled_from(HOSTILE_TEXT) | st.text(max_size=400) | st.text(alphabet=st.characters(codec="utf-8"), max_size=50)
+)
+numbers = (
+    st.integers(-(2**63), 2**63) | st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0, -1, 21, 10**12])
+)
 
 # requests shaped like HintQ's, every field hostile or of the wrong type
-hintq_like = st.fixed_dictionaries({}, optional={
-    "user_id": hostile_strings | json_values,
-    "k": numbers | json_values,
-    "context": st.fixed_dictionaries({}, optional={
-        "hour": numbers | json_values,
-        "session_queries": st.lists(hostile_strings, max_size=30) | json_values,
-        "categories": st.lists(hostile_strings, max_size=30) | json_values,
-    }) | json_values,
-}) | json_values
+hintq_like = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "user_id": hostile_strings | json_values,
+            "k": numbers | json_values,
+            "context": st.fixed_dictionaries(
+                {},
+                optional={
+                    "hour": numbers | json_values,
+                    "session_queries": st.lists(hostile_strings, max_size=30) | json_values,
+                    "categories": st.lists(hostile_strings, max_size=30) | json_values,
+                },
+            )
+            | json_values,
+        },
+    )
+    | json_values
+)
 
 
 def check_status(status: int, body, what: str) -> None:
@@ -66,13 +84,20 @@ def test_bentoml_recommend_under_property_based_bodies(bento):
 
 
 def test_kserve_endpoints_under_property_based_bodies(kserve):
-    endpoints = [kserve.url("/v1/models/hintq:predict"), kserve.url("/v2/models/hintq/infer"),
-                 kserve.url("/v1/models/ctr:predict", 1), kserve.url("/v2/models/ctr/infer", 1),
-                 kserve.url("/v1/models/direct:predict", 1)]
+    endpoints = [
+        kserve.url("/v1/models/hintq:predict"),
+        kserve.url("/v2/models/hintq/infer"),
+        kserve.url("/v1/models/ctr:predict", 1),
+        kserve.url("/v2/models/ctr/infer", 1),
+        kserve.url("/v1/models/direct:predict", 1),
+    ]
 
     @FUZZ
-    @given(url=st.sampled_from(endpoints), instances=st.lists(hintq_like, min_size=0, max_size=3) | json_values,
-           wrap=st.sampled_from(["instances", "inputs", None]))
+    @given(
+        url=st.sampled_from(endpoints),
+        instances=st.lists(hintq_like, min_size=0, max_size=3) | json_values,
+        wrap=st.sampled_from(["instances", "inputs", None]),
+    )
     def check(url, instances, wrap):
         body = {wrap: instances} if wrap else instances
         status, answer = post(url, body)
@@ -94,8 +119,14 @@ def run_schemathesis(schema_url: str, base_url: str, max_examples: int) -> tuple
         operation = result.ok()
         operations += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            @settings(max_examples=max_examples, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
+
+            @settings(
+                max_examples=max_examples,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+            )
             @given(case=operation.as_strategy(generation_mode=mode))
             def call(case):
                 nonlocal cases
@@ -124,8 +155,9 @@ def test_schemathesis_fuzz_of_the_bentoml_openapi_schema(bento):
 
 @pytest.mark.parametrize("offset", [0, 1], ids=["transformer", "predictor"])
 def test_schemathesis_fuzz_of_the_kserve_openapi_schema(kserve, offset):
-    cases, operations, failures = run_schemathesis(kserve.url("/openapi.json", offset), kserve.url("", offset),
-                                                   max_examples=15)
+    cases, operations, failures = run_schemathesis(
+        kserve.url("/openapi.json", offset), kserve.url("", offset), max_examples=15
+    )
     print(f"schemathesis KServe port+{offset}: {cases} cases over {operations} operations, {len(failures)} failures")
     assert operations >= 5 and cases >= 5 * operations
     assert not failures, "\n".join(failures[:10])
@@ -152,17 +184,20 @@ def test_sql_metacharacters_and_unicode_ids_are_answered_and_logged_verbatim(req
 
 
 @pytest.mark.parametrize("server", ["bento", "kserve"])
-@pytest.mark.parametrize("request_body, field", [
-    ({"user_id": "u\x00\x1b[31m"}, "user_id"),
-    ({"user_id": "u" * 100_000}, "user_id"),
-    ({"user_id": "u", "k": -1}, "k"),
-    ({"user_id": "u", "k": 2**64}, "k"),
-    ({"user_id": "u", "k": 1e308}, "k"),
-    ({"user_id": "u", "context": {"hour": -2**40}}, "hour"),
-    ({"user_id": "u", "context": {"session_queries": ["q" * 5000]}}, "session_queries"),
-    ({"user_id": "u", "context": {"categories": [None]}}, "categories"),
-    ({"user_id": ["u"]}, "user_id"),
-])
+@pytest.mark.parametrize(
+    "request_body, field",
+    [
+        ({"user_id": "u\x00\x1b[31m"}, "user_id"),
+        ({"user_id": "u" * 100_000}, "user_id"),
+        ({"user_id": "u", "k": -1}, "k"),
+        ({"user_id": "u", "k": 2**64}, "k"),
+        ({"user_id": "u", "k": 1e308}, "k"),
+        ({"user_id": "u", "context": {"hour": -(2**40)}}, "hour"),
+        ({"user_id": "u", "context": {"session_queries": ["q" * 5000]}}, "session_queries"),
+        ({"user_id": "u", "context": {"categories": [None]}}, "categories"),
+        ({"user_id": ["u"]}, "user_id"),
+    ],
+)
 def test_out_of_range_and_control_characters_get_a_400_naming_the_field(request, server, request_body, field):
     srv = request.getfixturevalue(server)
     status, body = post(srv.url(HINTQ_PATHS[server]), hintq_body(server, request_body))
@@ -197,15 +232,16 @@ def test_huge_bodies_get_4xx_and_memory_stays_bounded(request, server):
 
 
 @pytest.mark.parametrize("server", ["bento", "kserve"])
-def test_blocklisted_text_planted_in_model_output_never_reaches_an_http_answer_or_the_log(request, server, server_home,
-                                                                                      monkeypatch):
+def test_blocklisted_text_planted_in_model_output_never_reaches_an_http_answer_or_the_log(
+    request, server, server_home, monkeypatch
+):
     """A Direct list and a Think mapping carrying blocklisted and control-character text are pushed
     to the online store the running server reads; the answer and the log stay clean."""
     import pandas as pd
     from feast.data_source import PushMode
 
-    from pipelines import features
-    from serving.hintq import load_blocklist
+    from core import feature_store
+    from serving.candidates import load_blocklist
     from serving.log import read_log
 
     monkeypatch.setenv("AIGQ_HOME", str(server_home))
@@ -213,15 +249,33 @@ def test_blocklisted_text_planted_in_model_output_never_reaches_an_http_answer_o
     banned = load_blocklist()[0]
     planted = [f"cheap {banned} deals", "line\nbreak query", "x" * 500]
     user = known_user(server_home)
-    fs = features.open_store("sqlite")
+    fs = feature_store.open_store("sqlite")
     now = pd.Timestamp.now(tz="UTC")
-    fs.push("direct_candidates_push", pd.DataFrame({
-        "user_id": [user], "direct_queries": [planted[:2] + ["tent"]], "direct_model_version": ["planted"],
-        "event_timestamp": [now]}), to=PushMode.ONLINE)
-    fs.push("think_mappings_push", pd.DataFrame({
-        "trigger": ["planted trigger"], "think_queries": [planted[1:] + [f"{banned}"]],
-        "think_rationale": ["planted"], "think_model_version": ["planted-think"], "event_timestamp": [now]}),
-        to=PushMode.ONLINE)
+    fs.push(
+        "direct_candidates_push",
+        pd.DataFrame(
+            {
+                "user_id": [user],
+                "direct_queries": [planted[:2] + ["tent"]],
+                "direct_model_version": ["planted"],
+                "event_timestamp": [now],
+            }
+        ),
+        to=PushMode.ONLINE,
+    )
+    fs.push(
+        "think_mappings_push",
+        pd.DataFrame(
+            {
+                "trigger": ["planted trigger"],
+                "think_queries": [planted[1:] + [f"{banned}"]],
+                "think_rationale": ["planted"],
+                "think_model_version": ["planted-think"],
+                "event_timestamp": [now],
+            }
+        ),
+        to=PushMode.ONLINE,
+    )
     request_body = {"user_id": user, "k": 20, "context": {"session_queries": ["planted trigger"]}}
     status, body = post(srv.url(HINTQ_PATHS[server]), hintq_body(server, request_body))
     assert status == 200
@@ -243,8 +297,10 @@ def test_kserve_models_cannot_be_unloaded_or_versioned_over_http(kserve, offset,
     for action in ("unload", "load"):
         status, body = post(kserve.url(f"/v2/repository/models/{model}/{action}", offset), {})
         assert status == 404, (action, status, body)
-    status, body = post(kserve.url(f"/v2/models/{model}/versions/7/infer", offset),
-                        {"inputs": [{"name": "rows", "shape": [1], "datatype": "BYTES", "data": ["{}"]}]})
+    status, body = post(
+        kserve.url(f"/v2/models/{model}/versions/7/infer", offset),
+        {"inputs": [{"name": "rows", "shape": [1], "datatype": "BYTES", "data": ["{}"]}]},
+    )
     assert status == 404 and has_message(body)
     with __import__("urllib.request").request.urlopen(kserve.url(f"/v2/models/{model}/ready", offset)) as r:
         assert r.status == 200  # still serving

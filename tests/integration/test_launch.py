@@ -1,4 +1,4 @@
-"""The `aigq serve` supervisor (`serving.launch.run`) on small real HTTP servers: a killed child
+"""The `aigq serve` supervisor (`servers.launch.run`) on small real HTTP servers: a killed child
 comes back even when its first restarts fail (its port still taken), and a crash loop stops
 everything with an error naming the child."""
 
@@ -17,7 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from serving.launch import restart_delay
+from servers.launch import restart_delay
+
 from tests.integration.servers import free_port
 
 # a server that exits at once while `broken` exists, like a model server that cannot load
@@ -40,8 +41,8 @@ CHILD = textwrap.dedent("""
 
 SUPERVISOR = textwrap.dedent("""
     import sys
-    from pipelines.errors import AigqError
-    from serving.launch import Child, run
+    from core.errors import AigqError
+    from servers.launch import Child, run
     script, port, broken, max_restarts = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     child = Child("toy", [sys.executable, script, port, broken], f"http://127.0.0.1:{port}/")
     try:
@@ -64,10 +65,20 @@ def supervised(tmp_path):
         port, broken = free_port(), tmp_path / "broken"
         if broken_at_start:
             broken.touch()
-        launcher = subprocess.Popen([sys.executable, str(tmp_path / "supervise.py"), str(tmp_path / "child.py"),
-                                     str(port), str(broken), str(max_restarts)],
-                                    cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
+        launcher = subprocess.Popen(
+            [
+                sys.executable,
+                str(tmp_path / "supervise.py"),
+                str(tmp_path / "child.py"),
+                str(port),
+                str(broken),
+                str(max_restarts),
+            ],
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         procs.append(launcher)
         launcher.said = []  # its stderr, line by line, as it comes
         threading.Thread(target=launcher.said.extend, args=(launcher.stderr,), daemon=True).start()

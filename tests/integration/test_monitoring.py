@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from monitoring import dashboards, reports, scenario
+from monitoring import dashboards, reports
 from monitoring.screenshot import find_chromium, not_blank, screenshot
+from pipelines import scenario
 
 AIGQ = str(Path(sys.executable).with_name("aigq"))
 
@@ -35,8 +36,13 @@ def monitored(served_home, tmp_path_factory):
 
 
 def gate(home: Path, day: str):
-    return subprocess.run([AIGQ, "monitor", "gate", "--set", "reference_days=1", "--set", f"current_day={day}"],
-                          env={**os.environ, "AIGQ_HOME": str(home)}, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [AIGQ, "monitor", "gate", "--set", "reference_days=1", "--set", f"current_day={day}"],
+        env={**os.environ, "AIGQ_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_gate_passes_on_healthy_days_and_fails_on_degraded_ones_naming_diversity(monitored):
@@ -72,9 +78,13 @@ def ui(monitored):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([AIGQ, "monitor", "ui", "--port", str(port), "--set", "reference_days=1"],
-                            env={**os.environ, "AIGQ_HOME": str(monitored["home"])}, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [AIGQ, "monitor", "ui", "--port", str(port), "--set", "reference_days=1"],
+        env={**os.environ, "AIGQ_HOME": str(monitored["home"])},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
@@ -92,10 +102,21 @@ def ui(monitored):
 
 
 def test_the_ui_serves_the_dashboard_series(ui, monitored):
-    body = {"series_filter": [{"tags": [], "metadata": {}, "metric": "evidently:metric_v2:MeanValue",
-                               "metric_labels": {"column": "distinct_categories"}}]}
-    req = urllib.request.Request(f"http://127.0.0.1:{ui['port']}/api/v2/snapshots/{ui['project']}/data_series_batch",
-                                 data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    body = {
+        "series_filter": [
+            {
+                "tags": [],
+                "metadata": {},
+                "metric": "evidently:metric_v2:MeanValue",
+                "metric_labels": {"column": "distinct_categories"},
+            }
+        ]
+    }
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{ui['port']}/api/v2/snapshots/{ui['project']}/data_series_batch",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         series = json.loads(r.read())
     values = series["series"][0]["values"]

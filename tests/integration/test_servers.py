@@ -36,8 +36,9 @@ def check_answer(answer: dict, k: int) -> None:
 
 def test_kserve_v1_hintq_contract(kserve, server_home):
     url = f"http://127.0.0.1:{kserve.port}/v1/models/hintq:predict"
-    status, body = post(url, {"instances": [{"user_id": known_user(server_home), "k": 5},
-                                            {"user_id": "nobody-at-all"}]})
+    status, body = post(
+        url, {"instances": [{"user_id": known_user(server_home), "k": 5}, {"user_id": "nobody-at-all"}]}
+    )
     assert status == 200
     known, unknown = body["predictions"]
     check_answer(known, 5)
@@ -54,14 +55,17 @@ def test_kserve_rejects_bad_requests_with_a_message(kserve, instance, field):
     assert status == 400 and field in body["error"]
 
 
-@pytest.mark.parametrize("raw, content_type", [
-    (b'{"instances": [{"user_id": ', "application/json"),
-    (b'{"instances": [{"user_id": "u"}]}', None),  # no content type: still parsed
-    (b"\xff\xfe garbage", None),
-    (b'{"instances": []}', "application/json"),
-    (b'{"nope": 1}', "application/json"),
-    (json.dumps({"instances": [{"user_id": "u"}] * 100}).encode(), "application/json"),
-])
+@pytest.mark.parametrize(
+    "raw, content_type",
+    [
+        (b'{"instances": [{"user_id": ', "application/json"),
+        (b'{"instances": [{"user_id": "u"}]}', None),  # no content type: still parsed
+        (b"\xff\xfe garbage", None),
+        (b'{"instances": []}', "application/json"),
+        (b'{"nope": 1}', "application/json"),
+        (json.dumps({"instances": [{"user_id": "u"}] * 100}).encode(), "application/json"),
+    ],
+)
 def test_kserve_malformed_bodies_get_4xx(kserve, raw, content_type):
     status, body = post(f"http://127.0.0.1:{kserve.port}/v1/models/hintq:predict", raw, content_type)
     if raw == b'{"instances": [{"user_id": "u"}]}':
@@ -93,8 +97,10 @@ def test_kserve_ctr_v1_and_v2_with_tritonclient(kserve):
 
 
 def test_kserve_direct_predictor_generates(kserve):
-    status, body = post(f"http://127.0.0.1:{kserve.port + 1}/v1/models/direct:predict",
-                        {"instances": [{"user_id": "u", "top_categories_30d": ["c000"], "recent_queries": ["tent"]}]})
+    status, body = post(
+        f"http://127.0.0.1:{kserve.port + 1}/v1/models/direct:predict",
+        {"instances": [{"user_id": "u", "top_categories_30d": ["c000"], "recent_queries": ["tent"]}]},
+    )
     assert status == 200 and isinstance(body["predictions"][0], list)
 
 
@@ -133,10 +139,21 @@ def test_bentoml_build_works_offline(bento, server_home):
     """`bentoml build` from the repository root, with the models `aigq serve bento` registered."""
     repo = Path(__file__).resolve().parents[2]
     bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "AIGQ_HOME": str(server_home), "BENTOML_HOME": str(server_home / "bentoml"), "BENTOML_DO_NOT_TRACK": "true",
-           "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
-    out = subprocess.run([str(Path(bin_dir) / "bentoml"), "build", "-f", "bentos/bentofile.yaml", "."], cwd=repo,
-                         env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "AIGQ_HOME": str(server_home),
+        "BENTOML_HOME": str(server_home / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+    }
+    out = subprocess.run(
+        [str(Path(bin_dir) / "bentoml"), "build", "-f", "bentos/bentofile.yaml", "."],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     bentos = list((server_home / "bentoml" / "bentos" / "aigq_hintq").glob("*/bento.yaml"))
     assert bentos and "aigq-ctr" in bentos[0].read_text() and "aigq-direct" in bentos[0].read_text()

@@ -8,20 +8,33 @@ import pytest
 import sqlalchemy as sa
 
 from serving.log import ServingLog, read_log
+
 from tests.conftest import POSTGRES, require_services
 
 
 def record(i: int, user: str = "u1") -> dict:
-    return {"request_id": uuid.uuid4().hex, "user_id": user, "k": 2, "context": {"hour": i % 24},
-            "queries": ["tent", "lamp"], "sources": ["direct", "think"], "scores": [0.2, 0.1],
-            "categories": ["c1", None], "degraded": False, "degraded_reason": "",
-            "model_versions": {"ctr": "ctr@1"}, "latency_ms": 1.5}
+    return {
+        "request_id": uuid.uuid4().hex,
+        "user_id": user,
+        "k": 2,
+        "context": {"hour": i % 24},
+        "queries": ["tent", "lamp"],
+        "sources": ["direct", "think"],
+        "scores": [0.2, 0.1],
+        "categories": ["c1", None],
+        "degraded": False,
+        "degraded_reason": "",
+        "model_versions": {"ctr": "ctr@1"},
+        "latency_ms": 1.5,
+    }
 
 
 def write_concurrently(url: str, writers: int = 4, per_writer: int = 150) -> int:
     log = ServingLog(url, batch_size=32)
-    threads = [threading.Thread(target=lambda w=w: [log.submit(record(i, f"w{w}")) for i in range(per_writer)])
-               for w in range(writers)]
+    threads = [
+        threading.Thread(target=lambda w=w: [log.submit(record(i, f"w{w}")) for i in range(per_writer)])
+        for w in range(writers)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -82,7 +95,7 @@ def test_hostile_text_is_stored_verbatim_not_executed(aigq_home):
 @pytest.mark.services
 def test_postgres_log_concurrent_writers():
     require_services(POSTGRES)
-    from pipelines.features import DEFAULT_PG_URL, ensure_postgres_database
+    from core.feature_store import DEFAULT_PG_URL, ensure_postgres_database
 
     url = DEFAULT_PG_URL.rsplit("/", 1)[0] + "/aigq_test_serving_log"
     from pathlib import Path

@@ -80,8 +80,13 @@ def test_queries_in_the_users_interests_score_higher(trained):
         far = next(c for c in by_category.index if c not in set(row["top_categories_30d"]))
         if top not in by_category.index:
             continue
-        p_in, p_out = scorer.score(row.to_dict(), [{"query": by_category[top], "query_category_id": top},
-                                                   {"query": by_category[far], "query_category_id": far}])
+        p_in, p_out = scorer.score(
+            row.to_dict(),
+            [
+                {"query": by_category[top], "query_category_id": top},
+                {"query": by_category[far], "query_category_id": far},
+            ],
+        )
         wins.append(p_in > p_out)
     assert len(wins) >= 20 and np.mean(wins) > 0.8
 

@@ -27,7 +27,7 @@ def test_base_pretraining_lowers_the_loss(trained):
 def test_tokenizer_round_trips_queries(trained):
     _, tok = base_lm.load(trained["home"] / "models" / "base")
     assert tok.padding_side == "left"
-    for q in ("navy linen shirt", "48\" sliding barn door", "women's sunscreen"):
+    for q in ("navy linen shirt", '48" sliding barn door', "women's sunscreen"):
         assert tok.decode(tok(q, add_special_tokens=False)["input_ids"]) == q
     assert tok.convert_tokens_to_ids(base_lm.LIST) != tok.unk_token_id
 
@@ -47,8 +47,9 @@ def test_batched_generation_equals_one_at_a_time(trained, penalty):
     home = trained["home"]
     ctx = pd.read_parquet(home / "frames" / "sft_contexts.parquet").tail(6).to_dict("records")
     prompts = prompts_for(ctx, pd.read_parquet(home / "data" / "categories.parquet"))
-    gen = DirectGenerator(trained["sft_dir"], GenerationConfig(do_sample=False, repetition_penalty=penalty,
-                                                               max_new_tokens=24))
+    gen = DirectGenerator(
+        trained["sft_dir"], GenerationConfig(do_sample=False, repetition_penalty=penalty, max_new_tokens=24)
+    )
     batched = gen.generate_texts(prompts, batch_size=6)
     alone = [gen.generate_texts([p], batch_size=1)[0] for p in prompts]
     no_cache = gen.generate_texts(prompts, use_cache=False, batch_size=6)
@@ -84,8 +85,14 @@ def test_lora_adapter_on_a_pretrained_base_is_merged(trained, tmp_path, monkeypa
     import torch
 
     monkeypatch.setenv("AIGQ_HOME", str(trained["home"]))
-    cfg = train_sft.TrainSFTConfig(adapter="lora", lora_r=4, lora_alpha=8, max_steps=8, batch_size=4, max_samples=64,
-                                   lr=5e-3, output_dir=str(tmp_path / "lora"))
+    cfg = train_sft.TrainSFTConfig(
+        adapter="lora",
+        lora_r=4,
+        lora_alpha=8,
+        trl={"max_steps": 8, "per_device_train_batch_size": 4, "learning_rate": 5e-3},
+        max_samples=64,
+        output_dir=str(tmp_path / "lora"),
+    )
     m = train_sft.main(cfg)
     assert m["adapter"] == "lora (merged)"
     merged, _ = base_lm.load(tmp_path / "lora")
@@ -97,7 +104,7 @@ def test_lora_adapter_on_a_pretrained_base_is_merged(trained, tmp_path, monkeypa
 
 
 def test_missing_base_is_a_clear_error(tmp_path, monkeypatch):
-    from pipelines.errors import AigqError
+    from core.errors import AigqError
 
     monkeypatch.setenv("AIGQ_HOME", str(tmp_path))
     with pytest.raises(AigqError, match="no base model; run `aigq train base`"):

@@ -14,8 +14,12 @@ def grpo(direct_home, tmp_path_factory):
     out = tmp_path_factory.mktemp("grpo") / "direct_grpo"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIGQ_HOME", str(direct_home["home"]))
-        cfg = train_grpo.TrainGRPOConfig(max_steps=3, batch_size=8, num_generations=4, max_completion_length=24,
-                                         max_prompts=64, eval_prompts=16, output_dir=str(out))
+        cfg = train_grpo.TrainGRPOConfig(
+            trl={"max_steps": 3, "per_device_train_batch_size": 8, "num_generations": 4, "max_completion_length": 24},
+            max_prompts=64,
+            eval_prompts=16,
+            output_dir=str(out),
+        )
         metrics = train_grpo.main(cfg)
     return metrics, out
 
@@ -53,7 +57,7 @@ def test_popularity_comes_from_statistics_before_the_holdout(direct_home):
     import pandas as pd
 
     home = direct_home["home"]
-    cutoff = train_grpo.training_cutoff(home, 5.0)
+    cutoff = train_grpo.training_cutoff(home)
     pop = train_grpo.query_popularity(home, cutoff)
     stats = pd.read_parquet(home / "features" / "query_stats.parquet")
     before = stats[stats["event_timestamp"] <= cutoff]
@@ -65,11 +69,11 @@ def test_popularity_comes_from_statistics_before_the_holdout(direct_home):
 
 
 def test_reward_statistics_are_read_as_of_the_cutoff(direct_home):
-    from pipelines.hybrid_policy import query_stats_at
+    from pipelines.feature_tables import query_stats_at
 
     home = direct_home["home"]
     path = home / "features" / "query_stats.parquet"
-    cutoff = train_grpo.training_cutoff(home, 5.0)
+    cutoff = train_grpo.training_cutoff(home)
     as_of, newest = query_stats_at(path, cutoff), query_stats_at(path)
     assert as_of != newest  # the held-out days changed the statistics: the test can tell them apart
     rc = train_grpo.reward_context(home, with_query_stats=True, with_popularity=True, stats_cutoff=cutoff)
@@ -77,9 +81,10 @@ def test_reward_statistics_are_read_as_of_the_cutoff(direct_home):
     assert rc.query_popularity == train_grpo.query_popularity(home, cutoff)
     assert train_grpo.reward_context(home, with_ctr=False).query_popularity is None  # off unless asked
 
+
 def test_bad_group_size_is_named(direct_home, monkeypatch):
-    from pipelines.errors import AigqError
+    from core.errors import AigqError
 
     monkeypatch.setenv("AIGQ_HOME", str(direct_home["home"]))
-    with pytest.raises(AigqError, match="must be a multiple of num_generations"):
-        train_grpo.main(train_grpo.TrainGRPOConfig(batch_size=10, num_generations=4))
+    with pytest.raises(AigqError, match="must be a multiple of trl.num_generations"):
+        train_grpo.main(train_grpo.TrainGRPOConfig(trl={"per_device_train_batch_size": 10, "num_generations": 4}))

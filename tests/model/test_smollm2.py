@@ -37,10 +37,17 @@ def test_lora_sft_on_the_pretrained_base(imported, tmp_path):
     from pipelines import train_sft
 
     base, _ = imported
-    samples = pd.DataFrame({"prompt": ["<|ctx|>user F 25-34 | interests Dresses 80<|list|>"] * 4,
-                            "completion": [format_completion(["red dress", "maxi dress", "linen dress"])] * 4,
-                            "event_timestamp": pd.Timestamp("2026-01-01", tz="UTC")})
-    cfg = train_sft.TrainSFTConfig(base_model=str(base), max_steps=2, batch_size=2, lr=2e-4,
-                                   output_dir=str(tmp_path / "sft"))
+    samples = pd.DataFrame(
+        {
+            "prompt": ["<|ctx|>user F 25-34 | interests Dresses 80<|list|>"] * 4,
+            "completion": [format_completion(["red dress", "maxi dress", "linen dress"])] * 4,
+            "event_timestamp": pd.Timestamp("2026-01-01", tz="UTC"),
+        }
+    )
+    cfg = train_sft.TrainSFTConfig(
+        base_model=str(base),
+        trl={"max_steps": 2, "per_device_train_batch_size": 2, "learning_rate": 2e-4},
+        output_dir=str(tmp_path / "sft"),
+    )
     m = train_sft.main(cfg, samples)
     assert m["adapter"] == "lora (merged)" and m["train_loss"] > 0

@@ -1,30 +1,56 @@
 import pandas as pd
 import pytest
 
-from pipelines.baselines import (BASELINES, Catalogue, CoClickPolicy, ContentPopularityPolicy, ItemCFPolicy,
-                                 LoggedPolicy, MFPolicy, PopularityPolicy, SegmentPopularityPolicy, build_baselines,
-                                 fill)
-from pipelines.history import EventLog
+from core.history import EventLog
+from pipelines.baselines import (
+    BASELINES,
+    Catalogue,
+    CoClickPolicy,
+    ContentPopularityPolicy,
+    ItemCFPolicy,
+    LoggedPolicy,
+    MFPolicy,
+    PopularityPolicy,
+    SegmentPopularityPolicy,
+    build_baselines,
+    fill,
+)
+
 from tests.handmade import ts
 
 
 def _events(rows):
-    return pd.DataFrame([{"event_id": i, "session_id": s, "user_id": u, "event_ts": ts(t), "event_type": e,
-                          "query": q, "category_id": c, "item_id": it} for i, (s, u, t, e, q, c, it) in enumerate(rows)])
+    return pd.DataFrame(
+        [
+            {
+                "event_id": i,
+                "session_id": s,
+                "user_id": u,
+                "event_ts": ts(t),
+                "event_type": e,
+                "query": q,
+                "category_id": c,
+                "item_id": it,
+            }
+            for i, (s, u, t, e, q, c, it) in enumerate(rows)
+        ]
+    )
 
 
-HAND = _events([
-    (1, "a", "2026-03-01 10:00", "search", "tent", "c2", None),
-    (1, "a", "2026-03-01 10:01", "search", "sleeping bag", "c2", None),
-    (1, "a", "2026-03-01 10:02", "click", "sleeping bag", "c2", "i7"),
-    (1, "a", "2026-03-01 10:03", "click", "sleeping bag", "c2", "i8"),
-    (2, "b", "2026-03-02 10:00", "search", "tent", "c2", None),
-    (2, "b", "2026-03-02 10:01", "search", "camping lantern", "c2", None),
-    (3, "b", "2026-03-05 10:00", "search", "mug", "c3", None),
-    (3, "b", "2026-03-05 10:01", "click", "mug", "c3", "i9"),
-    (4, "c", "2026-03-06 09:00", "search", "tent", "c2", None),
-    (4, "c", "2026-03-06 09:01", "click", "tent", "c2", "i7"),
-])
+HAND = _events(
+    [
+        (1, "a", "2026-03-01 10:00", "search", "tent", "c2", None),
+        (1, "a", "2026-03-01 10:01", "search", "sleeping bag", "c2", None),
+        (1, "a", "2026-03-01 10:02", "click", "sleeping bag", "c2", "i7"),
+        (1, "a", "2026-03-01 10:03", "click", "sleeping bag", "c2", "i8"),
+        (2, "b", "2026-03-02 10:00", "search", "tent", "c2", None),
+        (2, "b", "2026-03-02 10:01", "search", "camping lantern", "c2", None),
+        (3, "b", "2026-03-05 10:00", "search", "mug", "c3", None),
+        (3, "b", "2026-03-05 10:01", "click", "mug", "c3", "i9"),
+        (4, "c", "2026-03-06 09:00", "search", "tent", "c2", None),
+        (4, "c", "2026-03-06 09:01", "click", "tent", "c2", "i7"),
+    ]
+)
 CUTOFF = ts("2026-03-06")
 
 
@@ -63,19 +89,35 @@ def test_itemcf_maps_similar_items_to_their_queries():
 def test_content_popularity_ranks_the_users_attribute_words_up():
     """d typed "navy oxford shirt" and clicked a navy item; in Shirts, navy queries come first
     for d, even one nobody searched yet; a user with no words gets plain in-category popularity."""
-    events = _events([
-        (1, "e", "2026-03-01 10:00", "search", "white shirt", "c1", None),
-        (2, "f", "2026-03-01 11:00", "search", "white shirt", "c1", None),
-        (3, "f", "2026-03-02 11:00", "search", "shirt", "c1", None),
-        (4, "d", "2026-03-06 10:00", "search", "navy oxford shirt", "c1", None),
-        (4, "d", "2026-03-06 10:01", "click", "navy oxford shirt", "c1", "i1"),
-    ])
+    events = _events(
+        [
+            (1, "e", "2026-03-01 10:00", "search", "white shirt", "c1", None),
+            (2, "f", "2026-03-01 11:00", "search", "white shirt", "c1", None),
+            (3, "f", "2026-03-02 11:00", "search", "shirt", "c1", None),
+            (4, "d", "2026-03-06 10:00", "search", "navy oxford shirt", "c1", None),
+            (4, "d", "2026-03-06 10:01", "click", "navy oxford shirt", "c1", "i1"),
+        ]
+    )
     catalogue = Catalogue(
-        users=pd.DataFrame(), items=pd.DataFrame({"item_id": ["i1"], "color": ["navy"], "material": ["cotton"],
-                                                  "style": ["casual"], "audience": [""], "brand": ["kalo"]}),
-        queries=pd.DataFrame({"query": ["shirt", "white shirt", "navy shirt", "navy oxford shirt", "linen shirt"],
-                              "ptype": ["shirt", "shirt", "shirt", "oxford shirt", "shirt"],
-                              "category_id": ["c1"] * 5}))
+        users=pd.DataFrame(),
+        items=pd.DataFrame(
+            {
+                "item_id": ["i1"],
+                "color": ["navy"],
+                "material": ["cotton"],
+                "style": ["casual"],
+                "audience": [""],
+                "brand": ["kalo"],
+            }
+        ),
+        queries=pd.DataFrame(
+            {
+                "query": ["shirt", "white shirt", "navy shirt", "navy oxford shirt", "linen shirt"],
+                "ptype": ["shirt", "shirt", "shirt", "oxford shirt", "shirt"],
+                "category_id": ["c1"] * 5,
+            }
+        ),
+    )
     policy = ContentPopularityPolicy(EventLog(events), CUTOFF, catalogue)
     assert policy.name == "popularity_content"
     got = policy.recommend("d", ts("2026-03-07"), 2)
@@ -84,8 +126,14 @@ def test_content_popularity_ranks_the_users_attribute_words_up():
 
 
 def test_segment_popularity_serves_a_cold_user_their_segments_queries():
-    users = pd.DataFrame({"user_id": ["a", "b", "c", "z"], "age_band": ["18-24", "55-64", "55-64", "18-24"],
-                          "gender": ["F", "M", "M", "F"], "city_tier": [1, 2, 2, 3]})
+    users = pd.DataFrame(
+        {
+            "user_id": ["a", "b", "c", "z"],
+            "age_band": ["18-24", "55-64", "55-64", "18-24"],
+            "gender": ["F", "M", "M", "F"],
+            "city_tier": [1, 2, 2, 3],
+        }
+    )
     policy = SegmentPopularityPolicy(EventLog(HAND), CUTOFF, Catalogue(users=users), min_support=0.1)
     assert policy.segment("z") == "18-24|F"  # no one else in tier 3: backs off to age band x gender
     assert policy.name == "popularity_segment"
@@ -95,9 +143,13 @@ def test_segment_popularity_serves_a_cold_user_their_segments_queries():
 
 
 def test_mf_folds_in_the_users_searches_at_request_time():
-    events = _events([(i, u, f"2026-03-0{1 + i % 5} 10:0{j}", "search", q, "c1", None)
-                      for i, u in enumerate(["a", "b", "c", "d", "e", "f"] * 3)
-                      for j, q in enumerate(["tent", "sleeping bag"] if u in "abc" else ["mug", "kettle"])])
+    events = _events(
+        [
+            (i, u, f"2026-03-0{1 + i % 5} 10:0{j}", "search", q, "c1", None)
+            for i, u in enumerate(["a", "b", "c", "d", "e", "f"] * 3)
+            for j, q in enumerate(["tent", "sleeping bag"] if u in "abc" else ["mug", "kettle"])
+        ]
+    )
     late = _events([(99, "g", "2026-03-06 10:00", "search", "tent", "c1", None)])
     log = EventLog(pd.concat([events, late], ignore_index=True))
     policy = MFPolicy(log, CUTOFF, fallback=PopularityPolicy(log, CUTOFF), factors=4, iterations=10)
@@ -107,8 +159,15 @@ def test_mf_folds_in_the_users_searches_at_request_time():
 
 
 def test_logged_policy_replays_what_was_shown():
-    imp = pd.DataFrame({"impression_id": [1, 1], "user_id": ["a", "a"], "impression_ts": [ts("2026-03-01 09:59")] * 2,
-                        "position": [1, 0], "query": ["y", "x"]})
+    imp = pd.DataFrame(
+        {
+            "impression_id": [1, 1],
+            "user_id": ["a", "a"],
+            "impression_ts": [ts("2026-03-01 09:59")] * 2,
+            "position": [1, 0],
+            "query": ["y", "x"],
+        }
+    )
     fallback = PopularityPolicy(EventLog(HAND), CUTOFF)
     policy = LoggedPolicy(imp, fallback)
     assert policy.recommend("a", ts("2026-03-01 09:59"), 8) == ["x", "y"]

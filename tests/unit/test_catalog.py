@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pipelines.catalog import build_catalog, product_type_of_class, read_wands_queries
-from pipelines.text import normalize_query
+from core.text import normalize_query
+from world.catalog import build_catalog, product_type_of_class, read_wands_queries
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_every_query_returns_items_of_its_category(catalog):
     assert counts.min() >= 1
     item_cat = catalog.items["category_id"].to_numpy()
     for i in range(0, len(catalog.queries), 97):
-        idx = catalog.query_item_index[catalog.query_item_offsets[i]:catalog.query_item_offsets[i + 1]]
+        idx = catalog.query_item_index[catalog.query_item_offsets[i] : catalog.query_item_offsets[i + 1]]
         assert set(item_cat[idx]) == {catalog.queries["category_id"][i]}
 
 
@@ -44,7 +44,7 @@ def test_popularity_is_zipf_within_each_category(catalog):
     assert np.allclose(sums, 1.0)
     top = catalog.queries.assign(p=prior).groupby("category_id")["p"].apply(lambda s: sorted(s, reverse=True))
     ratios = [ps[0] / ps[1] for ps in top if len(ps) > 2]
-    assert np.median(ratios) == pytest.approx(2 ** 1.05, rel=1e-6)
+    assert np.median(ratios) == pytest.approx(2**1.05, rel=1e-6)
     bare = catalog.queries["n_attributes"] == 0
     assert prior[bare.to_numpy()].mean() > 3 * prior[~bare.to_numpy()].mean()
 
@@ -55,9 +55,14 @@ def test_catalogue_is_deterministic():
     assert np.array_equal(a.query_prior, b.query_prior)
 
 
-@pytest.mark.parametrize("cls,ptype", [
-    ("Coffee & Cocktail Tables", "coffee tables"), ("Bath Rugs & Mats", "bath rugs mats"),
-    ("Accent Pillows", "accent pillows"), ("Accent Chests / Cabinets", "accent chests cabinets"),
-])
+@pytest.mark.parametrize(
+    "cls,ptype",
+    [
+        ("Coffee & Cocktail Tables", "coffee tables"),
+        ("Bath Rugs & Mats", "bath rugs mats"),
+        ("Accent Pillows", "accent pillows"),
+        ("Accent Chests / Cabinets", "accent chests cabinets"),
+    ],
+)
 def test_product_type_of_wands_class(cls, ptype):
     assert product_type_of_class(cls) == ptype

@@ -1,6 +1,6 @@
 import pytest
 
-from pipelines.config import ConfigError, load_config
+from core.config import ConfigError, load_config
 from pipelines.simulate import SimulateConfig
 
 
@@ -14,15 +14,20 @@ def test_defaults_then_yaml_then_overrides(tmp_path):
 
 
 def test_list_override_from_comma_string():
-    assert load_config(SimulateConfig, None, ["trend_shift_domains=fashion,pets"]).trend_shift_domains == \
-        ["fashion", "pets"]
+    assert load_config(SimulateConfig, None, ["trend_shift_domains=fashion,pets"]).trend_shift_domains == [
+        "fashion",
+        "pets",
+    ]
 
 
-@pytest.mark.parametrize("overrides,needle", [
-    (["sed=1"], "unknown SimulateConfig key(s) ['sed']"),
-    (["seed=abc"], "config key 'seed': 'abc' is not a valid int"),
-    (["seed"], "expected key=value"),
-])
+@pytest.mark.parametrize(
+    "overrides,needle",
+    [
+        (["sed=1"], "unknown SimulateConfig key(s) ['sed']"),
+        (["seed=abc"], "config key 'seed': 'abc' is not a valid int"),
+        (["seed"], "expected key=value"),
+    ],
+)
 def test_bad_overrides_name_the_key(overrides, needle):
     with pytest.raises(ConfigError) as e:
         load_config(SimulateConfig, None, overrides)

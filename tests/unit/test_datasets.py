@@ -3,28 +3,50 @@ import pytest
 
 from models.generator import build_prompt, format_completion
 from pipelines.datasets import CompletionBuilder, SFTDataConfig, interest_rerank, session_engagement
+
 from tests.handmade import ts
 
 
 def _ev(rows):
-    return pd.DataFrame([{"event_id": i, "session_id": s, "user_id": "u1", "event_ts": ts(t), "event_type": e,
-                          "query": q, "category_id": c, "item_id": None, "search_source": src}
-                         for i, (s, t, e, q, c, src) in enumerate(rows)])
+    return pd.DataFrame(
+        [
+            {
+                "event_id": i,
+                "session_id": s,
+                "user_id": "u1",
+                "event_ts": ts(t),
+                "event_type": e,
+                "query": q,
+                "category_id": c,
+                "item_id": None,
+                "search_source": src,
+            }
+            for i, (s, t, e, q, c, src) in enumerate(rows)
+        ]
+    )
 
 
-EVENTS = _ev([
-    (1, "2026-03-01 10:00", "search", "tent", "c2", "hintq"),  # clicked suggestion: 2
-    (1, "2026-03-01 10:01", "click", "tent", "c2", "organic"),  # +1
-    (1, "2026-03-01 10:02", "purchase", "tent", "c2", "organic"),  # +5
-    (1, "2026-03-01 10:03", "search", "red dress", "c1", "organic"),  # 1
-    (1, "2026-03-01 10:04", "search", "red dress", "c1", "organic"),  # +1 (duplicates merge)
-    (2, "2026-03-01 20:00", "search", "mug", "c3", "organic"),  # next session, within 24 h
-    (3, "2026-03-04 20:00", "search", "lamp", "c4", "organic"),  # too late to extend
-])
-SESSIONS = pd.DataFrame({"session_id": [1, 2, 3], "user_id": ["u1"] * 3,
-                         "session_start": [ts("2026-03-01 09:59"), ts("2026-03-01 19:59"), ts("2026-03-04 19:59")]})
-QUERIES = pd.DataFrame({"query": ["tent", "red dress", "mug", "lamp", "sleeping bag"],
-                        "category_id": ["c2", "c1", "c3", "c4", "c2"]})
+EVENTS = _ev(
+    [
+        (1, "2026-03-01 10:00", "search", "tent", "c2", "hintq"),  # clicked suggestion: 2
+        (1, "2026-03-01 10:01", "click", "tent", "c2", "organic"),  # +1
+        (1, "2026-03-01 10:02", "purchase", "tent", "c2", "organic"),  # +5
+        (1, "2026-03-01 10:03", "search", "red dress", "c1", "organic"),  # 1
+        (1, "2026-03-01 10:04", "search", "red dress", "c1", "organic"),  # +1 (duplicates merge)
+        (2, "2026-03-01 20:00", "search", "mug", "c3", "organic"),  # next session, within 24 h
+        (3, "2026-03-04 20:00", "search", "lamp", "c4", "organic"),  # too late to extend
+    ]
+)
+SESSIONS = pd.DataFrame(
+    {
+        "session_id": [1, 2, 3],
+        "user_id": ["u1"] * 3,
+        "session_start": [ts("2026-03-01 09:59"), ts("2026-03-01 19:59"), ts("2026-03-04 19:59")],
+    }
+)
+QUERIES = pd.DataFrame(
+    {"query": ["tent", "red dress", "mug", "lamp", "sleeping bag"], "category_id": ["c2", "c1", "c3", "c4", "c2"]}
+)
 
 
 def test_session_engagement_weights_and_merges():
@@ -53,14 +75,23 @@ def test_completion_extends_short_sessions_and_fills_to_k():
 
 
 def test_prompt_format_by_hand():
-    ctx = {"gender": "F", "age_band": "25-34", "city_tier": 2, "hour_of_day": 21,
-           "top_categories_30d": ["c1", "c2"], "top_category_weights_30d": [0.7, 0.3],
-           "top_categories_7d": ["c1"], "top_category_weights_7d": [1.0],
-           "recent_queries": ["red dress", "tent"], "recent_click_categories": ["c1", "c1", "c2"],
-           "session_queries": None}
+    ctx = {
+        "gender": "F",
+        "age_band": "25-34",
+        "city_tier": 2,
+        "hour_of_day": 21,
+        "top_categories_30d": ["c1", "c2"],
+        "top_category_weights_30d": [0.7, 0.3],
+        "top_categories_7d": ["c1"],
+        "top_category_weights_7d": [1.0],
+        "recent_queries": ["red dress", "tent"],
+        "recent_click_categories": ["c1", "c1", "c2"],
+        "session_queries": None,
+    }
     assert build_prompt(ctx, {"c1": "Dresses", "c2": "Tents"}) == (
         "<|ctx|>user F 25-34 tier2 | hour 21 | interests Dresses 70; Tents 30 | week Dresses 100 | "
-        "recent red dress; tent | clicked Dresses; Tents | session none<|list|>")
+        "recent red dress; tent | clicked Dresses; Tents | session none<|list|>"
+    )
     cold = build_prompt({"hour_of_day": 3}, {})
     assert "interests none" in cold and "user unknown" in cold
     assert format_completion(["a", "b"]) == " a | b<|endoftext|>"

@@ -4,6 +4,7 @@ import pyarrow as pa
 import pytest
 
 from pipelines.feature_tables import build_feature_tables, session_features_table, window_lists
+
 from tests.handmade import LEAKAGE_EVENTS, LEAKAGE_IMPRESSIONS, ts, write_logs
 
 
@@ -12,9 +13,17 @@ def tables(tmp_path_factory):
     root = tmp_path_factory.mktemp("ft")
     write_logs(root / "data", LEAKAGE_EVENTS, LEAKAGE_IMPRESSIONS)
     build_feature_tables(root / "data", root / "features")
-    return {name: pd.read_parquet(root / "features" / f"{name}.parquet")
-            for name in ("user_profile", "user_interests", "query_stats", "session_features",
-                         "direct_candidates", "think_mappings")}
+    return {
+        name: pd.read_parquet(root / "features" / f"{name}.parquet")
+        for name in (
+            "user_profile",
+            "user_interests",
+            "query_stats",
+            "session_features",
+            "direct_candidates",
+            "think_mappings",
+        )
+    }
 
 
 def test_window_lists_most_recent_first_within_group():

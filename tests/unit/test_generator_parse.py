@@ -3,17 +3,20 @@ import pytest
 from models.generator import candidates, clean_query, complete_list, parse_list
 
 
-@pytest.mark.parametrize("text,expected", [
-    (" red dress | tent | mug<|endoftext|>", ["red dress", "tent", "mug"]),
-    (" Red  DRESS| red dress |tent", ["red dress", "tent"]),  # normalised, duplicates dropped
-    ("", []),
-    ("<|endoftext|> red dress", []),  # nothing before the end of text
-    (" | | ||", []),
-    (" 12345 | ?? | tent", ["tent"]),  # no letters: not a query
-    (" tent<|list|>mug | lamp", ["tent", "mug", "lamp"]),  # a stray special token separates
-    (" bad\x00query | ok query", ["ok query"]),  # control characters reject the piece
-    (" " + "x" * 61 + " | fine", ["fine"]),  # too long
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        (" red dress | tent | mug<|endoftext|>", ["red dress", "tent", "mug"]),
+        (" Red  DRESS| red dress |tent", ["red dress", "tent"]),  # normalised, duplicates dropped
+        ("", []),
+        ("<|endoftext|> red dress", []),  # nothing before the end of text
+        (" | | ||", []),
+        (" 12345 | ?? | tent", ["tent"]),  # no letters: not a query
+        (" tent<|list|>mug | lamp", ["tent", "mug", "lamp"]),  # a stray special token separates
+        (" bad\x00query | ok query", ["ok query"]),  # control characters reject the piece
+        (" " + "x" * 61 + " | fine", ["fine"]),  # too long
+    ],
+)
 def test_parse_list_on_malformed_outputs(text, expected):
     assert parse_list(text, 8) == expected
 
@@ -21,7 +24,11 @@ def test_parse_list_on_malformed_outputs(text, expected):
 def test_parse_respects_k_validity_and_blocklist():
     text = " a tent | buy drugs | unknown thing | mug | lamp"
     assert parse_list(text, 2) == ["a tent", "buy drugs"]
-    assert parse_list(text, 8, is_valid=lambda q: q != "unknown thing", blocklist=["drugs"]) == ["a tent", "mug", "lamp"]
+    assert parse_list(text, 8, is_valid=lambda q: q != "unknown thing", blocklist=["drugs"]) == [
+        "a tent",
+        "mug",
+        "lamp",
+    ]
     assert candidates(text) == ["a tent", "buy drugs", "unknown thing", "mug", "lamp"]
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from serving.hintq import (MAX_K, RequestError, interest_rerank, merge_candidates, mmr, output_filter,
-                           with_popularity_prior,
-                           parse_request)
+from serving.candidates import merge_candidates, output_filter
+from serving.contract import MAX_K, RequestError, parse_request
+from serving.ranking import interest_rerank, mmr, with_popularity_prior
 
 
 def test_a_valid_request_parses_with_defaults():
@@ -15,24 +15,27 @@ def test_a_valid_request_parses_with_defaults():
     assert r.k == 3 and r.context == {"hour": 7, "session_queries": ["tent"]}
 
 
-@pytest.mark.parametrize("payload, fragment", [
-    ([1, 2], "JSON object"),
-    ({}, "user_id"),
-    ({"user_id": ""}, "user_id"),
-    ({"user_id": 42}, "user_id"),
-    ({"user_id": "x" * 500}, "at most 128"),
-    ({"user_id": "a\x00b"}, "printable"),
-    ({"user_id": "u", "k": 0}, "k:"),
-    ({"user_id": "u", "k": MAX_K + 1}, "k:"),
-    ({"user_id": "u", "k": True}, "k:"),
-    ({"user_id": "u", "k": "8"}, "k:"),
-    ({"user_id": "u", "extra": 1}, "unknown request fields"),
-    ({"user_id": "u", "context": [1]}, "context"),
-    ({"user_id": "u", "context": {"hour": 24}}, "context.hour"),
-    ({"user_id": "u", "context": {"nope": 1}}, "unknown fields"),
-    ({"user_id": "u", "context": {"session_queries": ["x" * 101]}}, "context.session_queries"),
-    ({"user_id": "u", "context": {"categories": ["c"] * 21}}, "context.categories"),
-])
+@pytest.mark.parametrize(
+    "payload, fragment",
+    [
+        ([1, 2], "JSON object"),
+        ({}, "user_id"),
+        ({"user_id": ""}, "user_id"),
+        ({"user_id": 42}, "user_id"),
+        ({"user_id": "x" * 500}, "at most 128"),
+        ({"user_id": "a\x00b"}, "printable"),
+        ({"user_id": "u", "k": 0}, "k:"),
+        ({"user_id": "u", "k": MAX_K + 1}, "k:"),
+        ({"user_id": "u", "k": True}, "k:"),
+        ({"user_id": "u", "k": "8"}, "k:"),
+        ({"user_id": "u", "extra": 1}, "unknown request fields"),
+        ({"user_id": "u", "context": [1]}, "context"),
+        ({"user_id": "u", "context": {"hour": 24}}, "context.hour"),
+        ({"user_id": "u", "context": {"nope": 1}}, "unknown fields"),
+        ({"user_id": "u", "context": {"session_queries": ["x" * 101]}}, "context.session_queries"),
+        ({"user_id": "u", "context": {"categories": ["c"] * 21}}, "context.categories"),
+    ],
+)
 def test_bad_requests_name_the_field(payload, fragment):
     with pytest.raises(RequestError, match=fragment.replace("(", r"\(")):
         parse_request(payload)
@@ -40,17 +43,20 @@ def test_bad_requests_name_the_field(payload, fragment):
 
 def test_merge_dedupes_drops_searched_and_blocklisted_and_keeps_the_first_source():
     allow = output_filter(("counterfeit",))
-    lists = {"direct": ["Red Dress", "tent", "counterfeit bag", "red dress"],
-             "think": ["tent", "sleeping bag", "bad\x07query"],
-             "fallback": ["sleeping bag", "lamp"]}
+    lists = {
+        "direct": ["Red Dress", "tent", "counterfeit bag", "red dress"],
+        "think": ["tent", "sleeping bag", "bad\x07query"],
+        "fallback": ["sleeping bag", "lamp"],
+    }
     cands, sources = merge_candidates(lists, searched={"tent"}, allow=allow, per_source=10)
     assert cands == ["red dress", "sleeping bag", "lamp"]
     assert sources == ["direct", "think", "fallback"]
 
 
 def test_merge_caps_each_source():
-    cands, sources = merge_candidates({"direct": ["aa", "bb", "cc"], "fallback": ["dd"]}, set(),
-                                      output_filter(()), per_source=2)
+    cands, sources = merge_candidates(
+        {"direct": ["aa", "bb", "cc"], "fallback": ["dd"]}, set(), output_filter(()), per_source=2
+    )
     assert cands == ["aa", "bb", "dd"] and sources == ["direct", "direct", "fallback"]
 
 
@@ -91,7 +97,12 @@ def test_the_popularity_prior_lifts_searched_queries_and_leaves_the_rest_to_the_
 
 
 def test_the_popularity_prior_ignores_garbage_counts():
-    rows = [{"q_n_search_30d": None}, {"q_n_search_30d": float("nan")}, {"q_n_search_30d": -5},
-            {"q_n_search_30d": "many"}, {"q_n_search_30d": True}]
+    rows = [
+        {"q_n_search_30d": None},
+        {"q_n_search_30d": float("nan")},
+        {"q_n_search_30d": -5},
+        {"q_n_search_30d": "many"},
+        {"q_n_search_30d": True},
+    ]
     assert np.allclose(with_popularity_prior([0.2] * 5, rows, weight=0.5), 0.2)
     assert len(with_popularity_prior([], [], weight=0.5)) == 0

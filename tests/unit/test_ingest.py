@@ -5,6 +5,7 @@ import pytest
 
 from pipelines import ingest
 from pipelines.ingest import IngestError
+
 from tests.handmade import LEAKAGE_EVENTS, LEAKAGE_IMPRESSIONS, write_logs
 
 
@@ -32,30 +33,59 @@ def test_query_text_is_normalised_on_the_way_in(logs_dir, aigq_home):
 
 
 def test_timestamps_in_other_units_and_zones_are_converted(logs_dir, aigq_home):
-    _rewrite(logs_dir / "events.parquet",
-             lambda df: df.assign(event_ts=df["event_ts"].dt.tz_convert("Asia/Shanghai").astype("datetime64[ns, Asia/Shanghai]")))
+    _rewrite(
+        logs_dir / "events.parquet",
+        lambda df: df.assign(
+            event_ts=df["event_ts"].dt.tz_convert("Asia/Shanghai").astype("datetime64[ns, Asia/Shanghai]")
+        ),
+    )
     ingest.main(ingest.IngestConfig(source_dir=str(logs_dir)))
     out = pq.read_table(aigq_home / "data" / "events.parquet")
     assert str(out.schema.field("event_ts").type) == "timestamp[us, tz=UTC]"
     assert out.column("event_ts")[0].as_py().isoformat() == "2026-03-01T10:00:00+00:00"
 
 
-@pytest.mark.parametrize("table,mutate,needle", [
-    ("events", lambda df: df.drop(columns=["event_ts"]), "events.parquet: missing column(s) ['event_ts']"),
-    ("events", lambda df: df.assign(event_type=["search", "click", "search", "search", "refund", "search"]),
-     "events.parquet: column 'event_type' row 4: 'refund' is not one of"),
-    ("users", lambda df: df.assign(city_tier=["one", "two"]),
-     "users.parquet: column 'city_tier' has type string, expected int64"),
-    ("events", lambda df: df.assign(user_id=["u1", "u1", None, "u1", "u1", "u2"]),
-     "events.parquet: column 'user_id' row 2: null in a required column"),
-    ("events", lambda df: df.assign(user_id=["u1", "u1", "u1", "u9", "u1", "u2"]),
-     "events.parquet: column 'user_id' row 3: 'u9' not found in users.user_id"),
-    ("events", lambda df: df.assign(event_ts=df["event_ts"].dt.tz_localize(None)),
-     "events.parquet: column 'event_ts' has naive timestamps"),
-    ("users", lambda df: df.assign(user_id=["u1", "u1"]), "users.parquet: column 'user_id' row 0: duplicate id 'u1'"),
-    ("hintq_impressions", lambda df: df.assign(position=[0, -3]),
-     "hintq_impressions.parquet: column 'position' row 1: negative position"),
-])
+@pytest.mark.parametrize(
+    "table,mutate,needle",
+    [
+        ("events", lambda df: df.drop(columns=["event_ts"]), "events.parquet: missing column(s) ['event_ts']"),
+        (
+            "events",
+            lambda df: df.assign(event_type=["search", "click", "search", "search", "refund", "search"]),
+            "events.parquet: column 'event_type' row 4: 'refund' is not one of",
+        ),
+        (
+            "users",
+            lambda df: df.assign(city_tier=["one", "two"]),
+            "users.parquet: column 'city_tier' has type string, expected int64",
+        ),
+        (
+            "events",
+            lambda df: df.assign(user_id=["u1", "u1", None, "u1", "u1", "u2"]),
+            "events.parquet: column 'user_id' row 2: null in a required column",
+        ),
+        (
+            "events",
+            lambda df: df.assign(user_id=["u1", "u1", "u1", "u9", "u1", "u2"]),
+            "events.parquet: column 'user_id' row 3: 'u9' not found in users.user_id",
+        ),
+        (
+            "events",
+            lambda df: df.assign(event_ts=df["event_ts"].dt.tz_localize(None)),
+            "events.parquet: column 'event_ts' has naive timestamps",
+        ),
+        (
+            "users",
+            lambda df: df.assign(user_id=["u1", "u1"]),
+            "users.parquet: column 'user_id' row 0: duplicate id 'u1'",
+        ),
+        (
+            "hintq_impressions",
+            lambda df: df.assign(position=[0, -3]),
+            "hintq_impressions.parquet: column 'position' row 1: negative position",
+        ),
+    ],
+)
 def test_bad_logs_name_file_column_and_row(logs_dir, aigq_home, table, mutate, needle):
     _rewrite(logs_dir / f"{table}.parquet", mutate)
     with pytest.raises(IngestError) as e:

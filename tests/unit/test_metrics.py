@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from pipelines import metrics as M
+from core import metrics as M
 
 
 def test_hit_rate_mrr_ndcg_by_hand():
@@ -23,8 +23,7 @@ def test_cutoff_k_applies():
 
 def test_duplicates_score_once():
     # a repeated hit must not count twice, and the repeat occupies a slot
-    assert M.ndcg(["a", "a", "b"], {"a", "b"}, 8) == pytest.approx(
-        (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3)))
+    assert M.ndcg(["a", "a", "b"], {"a", "b"}, 8) == pytest.approx((1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3)))
     assert M.mrr(["x", "a", "a"], {"a"}, 8) == 0.5
     assert M.repeat_rate(["a", "a", "b"], {"a"}) == 0.5
     assert M.novelty(["a", "a"], {"a": 3}, 10, 5) == pytest.approx(-math.log2(4 / 15))

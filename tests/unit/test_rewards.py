@@ -5,12 +5,28 @@ import pytest
 from models.generator import format_completion
 from pipelines.rewards import RewardContext, make_rewards, total_reward
 
-CATS = {"red dress": "dresses", "maxi dress": "dresses", "linen dress": "dresses", "tent": "camping",
-        "sleeping bag": "camping", "mug": "kitchen", "teapot": "kitchen", "lamp": "lighting",
-        "desk lamp": "lighting", "sofa": "living"}
-CTX = json.dumps({"top_categories_30d": ["dresses", "camping", "kitchen"], "top_category_weights_30d": [0.6, 0.3, 0.1],
-                  "top_categories_7d": ["dresses"], "top_category_weights_7d": [1.0],
-                  "recent_queries": ["red dress", "tent"], "recent_click_categories": ["dresses"]})
+CATS = {
+    "red dress": "dresses",
+    "maxi dress": "dresses",
+    "linen dress": "dresses",
+    "tent": "camping",
+    "sleeping bag": "camping",
+    "mug": "kitchen",
+    "teapot": "kitchen",
+    "lamp": "lighting",
+    "desk lamp": "lighting",
+    "sofa": "living",
+}
+CTX = json.dumps(
+    {
+        "top_categories_30d": ["dresses", "camping", "kitchen"],
+        "top_category_weights_30d": [0.6, 0.3, 0.1],
+        "top_categories_7d": ["dresses"],
+        "top_category_weights_7d": [1.0],
+        "recent_queries": ["red dress", "tent"],
+        "recent_click_categories": ["dresses"],
+    }
+)
 
 
 @pytest.fixture
@@ -35,14 +51,18 @@ def test_duplicates_score_lower_on_format_and_diversity(rewards):
 
 
 def test_lists_in_the_users_interests_score_higher_on_relevance(rewards):
-    inside, outside = score(rewards, "relevance", [["maxi dress", "linen dress", "sleeping bag", "teapot"],
-                                                   ["lamp", "desk lamp", "sofa", "lamp"]])
+    inside, outside = score(
+        rewards,
+        "relevance",
+        [["maxi dress", "linen dress", "sleeping bag", "teapot"], ["lamp", "desk lamp", "sofa", "lamp"]],
+    )
     assert inside > 2 * outside
 
 
 def test_relevance_is_position_discounted(rewards):
-    first, last = score(rewards, "relevance", [["maxi dress", "lamp", "sofa", "desk lamp"],
-                                               ["lamp", "sofa", "desk lamp", "maxi dress"]])
+    first, last = score(
+        rewards, "relevance", [["maxi dress", "lamp", "sofa", "desk lamp"], ["lamp", "sofa", "desk lamp", "maxi dress"]]
+    )
     assert first > last > 0
 
 
@@ -55,11 +75,18 @@ def test_coverage_and_novelty(rewards):
 
 def test_popularity_counts_searched_queries_in_the_users_interests_only():
     popular = {"maxi dress": 1.0, "linen dress": 0.9, "tent": 0.8, "mug": 0.1, "lamp": 1.0, "desk lamp": 1.0}
-    rewards = make_rewards(RewardContext(category_of=CATS.get, is_valid=lambda q: q in CATS, k=4,
-                                         query_popularity=popular))
-    searched, rare, elsewhere = score(rewards, "popularity", [["maxi dress", "linen dress", "tent", "teapot"],
-                                                              ["red dress", "sleeping bag", "mug", "teapot"],
-                                                              ["lamp", "desk lamp", "sofa", "lamp"]])
+    rewards = make_rewards(
+        RewardContext(category_of=CATS.get, is_valid=lambda q: q in CATS, k=4, query_popularity=popular)
+    )
+    searched, rare, elsewhere = score(
+        rewards,
+        "popularity",
+        [
+            ["maxi dress", "linen dress", "tent", "teapot"],
+            ["red dress", "sleeping bag", "mug", "teapot"],
+            ["lamp", "desk lamp", "sofa", "lamp"],
+        ],
+    )
     assert searched > 10 * rare > 0  # only mug (0.1) counts in the rare list
     assert elsewhere == 0.0  # popular, but nowhere near the user's interests
 

@@ -5,9 +5,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from core.schemas import SCHEMAS
 from pipelines import simulate
-from pipelines.schemas import SCHEMAS
-from pipelines.world import World
+from world.legacy import first_distinct
+from world.sessions import spaced_starts
+from world.shop import World
+
 from tests.conftest import TINY_END_DATE
 
 
@@ -56,7 +59,9 @@ def world(tiny_world, logs):
 
 
 def test_sessions_concentrate_on_one_or_two_categories(logs):
-    organic = logs["events"][(logs["events"]["event_type"] == "search") & (logs["events"]["search_source"] == "organic")]
+    organic = logs["events"][
+        (logs["events"]["event_type"] == "search") & (logs["events"]["search_source"] == "organic")
+    ]
     per_session = organic.groupby("session_id")["category_id"].nunique()
     assert per_session.max() <= 2
     assert (per_session == 1).mean() > 0.6
@@ -82,9 +87,13 @@ def test_click_through_falls_with_position(logs):
 
 
 def _logged_lists(imp):
-    lists = imp.sort_values(["impression_id", "position"]).groupby("impression_id").agg(
-        user=("user_id", "first"), t=("impression_ts", "first"), queries=("query", list),
-        clicks=("clicked", "sum"))
+    lists = (
+        imp.sort_values(["impression_id", "position"])
+        .groupby("impression_id")
+        .agg(
+            user=("user_id", "first"), t=("impression_ts", "first"), queries=("query", list), clicks=("clicked", "sum")
+        )
+    )
     return lists
 
 
@@ -121,16 +130,19 @@ def test_click_probability_api(logs, world):
 def test_a_second_suggestion_for_the_same_need_adds_less_than_one_for_another_need(world, logs):
     """The list-level click model: after the best query for a user's top need, another query of
     that category adds less than the best query of the second need would."""
-    from pipelines.world import Texts
+    from world.shop import Texts
 
     row = logs["hintq_impressions"].iloc[0]
     u = world.user_index([row["user_id"]])
     t = world.days_since_start(np.array([int(row["impression_ts"].value // 1000)]))
     best = world.best_list(row["user_id"], int(row["impression_ts"].value // 1000), 8)
     texts = world.texts(best)
-    probs = world.list_click_probabilities(u, t, Texts(*(x[None] for x in (texts.query, texts.category,
-                                                                            texts.tokens, texts.novelty))),
-                                           np.ones((1, 8), bool))
+    probs = world.list_click_probabilities(
+        u,
+        t,
+        Texts(*(x[None] for x in (texts.query, texts.category, texts.tokens, texts.novelty))),
+        np.ones((1, 8), bool),
+    )
     assert probs.sum() <= 1.0 / (1 - world.spec["click_continue"])
     assert probs[0, 0] >= probs[0, 1:].max()  # greedy puts the largest gain first
 
@@ -138,19 +150,29 @@ def test_a_second_suggestion_for_the_same_need_adds_less_than_one_for_another_ne
 def test_hidden_interests_are_never_searched_organically(logs, world):
     u = world.users
     cat_ids = world.catalog.categories["category_id"].to_numpy()
-    hidden = {(uid, cat_ids[c]) for i, uid in enumerate(u.profile["user_id"])
-              for c, h in zip(u.slot_category[i], u.hidden[i]) if h and c >= 0}
+    hidden = {
+        (uid, cat_ids[c])
+        for i, uid in enumerate(u.profile["user_id"])
+        for c, h in zip(u.slot_category[i], u.hidden[i])
+        if h and c >= 0
+    }
     assert len(hidden) > 50
     ev = logs["events"]
     organic = ev[(ev["event_type"] == "search") & (ev["search_source"] == "organic")]
     assert not hidden & set(zip(organic["user_id"], organic["category_id"]))
     # ...but shown as suggestions they attract far more than unrelated ones (serendipity exists)
     users = np.array([world.user_index([u])[0] for u, _ in sorted(hidden)])
-    cats = np.array([world.catalog.categories.index[world.catalog.categories["category_id"] == c][0]
-                     for _, c in sorted(hidden)])
+    cats = np.array(
+        [world.catalog.categories.index[world.catalog.categories["category_id"] == c][0] for _, c in sorted(hidden)]
+    )
     unrelated = np.array([next(c for c in range(250) if c not in world.users.slot_category[u]) for u in users])
-    take = lambda c: world.attractiveness(users, world.texts(  # noqa: E731
-        [world.catalog.queries["query"][world.query_category == x].iloc[0] for x in c]), 5.0)
+    take = lambda c: world.attractiveness(
+        users,
+        world.texts(  # noqa: E731
+            [world.catalog.queries["query"][world.query_category == x].iloc[0] for x in c]
+        ),
+        5.0,
+    )
     assert take(cats).mean() > 3 * take(unrelated).mean()
 
 
@@ -162,7 +184,7 @@ def test_legacy_lists_are_k_distinct_queries(logs):
 
 def test_first_distinct_keeps_order_and_pads():
     cand = np.array([[3, 3, -1, 5, 3, 7], [-1, -1, -1, -1, -1, 2]])
-    assert simulate.first_distinct(cand, 3).tolist() == [[3, 5, 7], [2, -1, -1]]
+    assert first_distinct(cand, 3).tolist() == [[3, 5, 7], [2, -1, -1]]
 
 
 def test_queries_outside_the_vocabulary_are_judged_by_what_they_name(logs, world):
@@ -180,4 +202,4 @@ def test_queries_outside_the_vocabulary_are_judged_by_what_they_name(logs, world
 def test_spaced_starts_enforces_the_gap_per_group():
     group = np.array([0, 0, 0, 1, 1])
     start = np.array([0, 10, 100, 5, 6])
-    assert simulate.spaced_starts(group, start, 40).tolist() == [0, 40, 100, 5, 45]
+    assert spaced_starts(group, start, 40).tolist() == [0, 40, 100, 5, 45]

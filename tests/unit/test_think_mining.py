@@ -3,34 +3,56 @@ catalogue, completions split back into rationale and list."""
 
 import pandas as pd
 
+from core.catalogue import QueryCatalogue
 from models.base_lm import EOS, LIST
 from pipelines import think
-from pipelines.catalog import QueryCatalogue
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
 
 
 def events(rows):
-    return pd.DataFrame([{"user_id": u, "event_ts": T0 + pd.Timedelta(minutes=m), "event_type": e, "query": q,
-                          "category_id": c} for u, m, e, q, c in rows])
+    return pd.DataFrame(
+        [
+            {"user_id": u, "event_ts": T0 + pd.Timedelta(minutes=m), "event_type": e, "query": q, "category_id": c}
+            for u, m, e, q, c in rows
+        ]
+    )
 
 
 CATALOGUE = QueryCatalogue(
-    pd.DataFrame({"query": ["tent", "sleeping bag", "camp stove", "red dress", "dress"],
-                  "category_id": ["c1", "c2", "c2", "c3", "c3"], "ptype": ["tent", "sleeping bag", "stove", "dress", "dress"]}),
-    pd.DataFrame({"category_id": ["c1", "c2", "c3"], "category_name": ["Tents", "Camp Gear", "Dresses"],
-                  "domain": ["outdoor", "outdoor", "fashion"]}))
+    pd.DataFrame(
+        {
+            "query": ["tent", "sleeping bag", "camp stove", "red dress", "dress"],
+            "category_id": ["c1", "c2", "c2", "c3", "c3"],
+            "ptype": ["tent", "sleeping bag", "stove", "dress", "dress"],
+        }
+    ),
+    pd.DataFrame(
+        {
+            "category_id": ["c1", "c2", "c3"],
+            "category_name": ["Tents", "Camp Gear", "Dresses"],
+            "domain": ["outdoor", "outdoor", "fashion"],
+        }
+    ),
+)
 
 
 def test_follow_ups_are_counted_once_per_user_within_the_horizon():
-    ev = events([
-        ("u1", 0, "search", "tent", "c1"), ("u1", 5, "search", "sleeping bag", "c2"),
-        ("u1", 6, "search", "sleeping bag", "c2"),  # same user again: still one user
-        ("u2", 0, "search", "tent", "c1"), ("u2", 3, "search", "sleeping bag", "c2"),
-        ("u3", 0, "search", "tent", "c1"), ("u3", 60 * 30, "search", "camp stove", "c2"),  # 30 h later: too late
-        ("u4", 0, "click", None, "c3"), ("u4", 2, "search", "red dress", "c3"),
-        ("u5", 0, "search", "tent", "c1"), ("u6", 1, "search", "camp stove", "c2"),  # another user: no follow-up
-    ])
+    ev = events(
+        [
+            ("u1", 0, "search", "tent", "c1"),
+            ("u1", 5, "search", "sleeping bag", "c2"),
+            ("u1", 6, "search", "sleeping bag", "c2"),  # same user again: still one user
+            ("u2", 0, "search", "tent", "c1"),
+            ("u2", 3, "search", "sleeping bag", "c2"),
+            ("u3", 0, "search", "tent", "c1"),
+            ("u3", 60 * 30, "search", "camp stove", "c2"),  # 30 h later: too late
+            ("u4", 0, "click", None, "c3"),
+            ("u4", 2, "search", "red dress", "c3"),
+            ("u5", 0, "search", "tent", "c1"),
+            ("u6", 1, "search", "camp stove", "c2"),  # another user: no follow-up
+        ]
+    )
     follow = think.mine_follow_ups(ev, horizon_hours=24, lookahead=6)
     got = {(r.trigger, r.query): r.users for r in follow.itertuples()}
     assert got[("tent", "sleeping bag")] == 2

@@ -7,16 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import simulate, world_stats
-from pipelines.world_spec import FLAGS, load_spec
+from pipelines import simulate
+from world import stats as world_stats
+from world.spec import FLAGS, load_spec
 
 
 def simulated(home: Path, seed: int, off=(), **size) -> tuple[Path, Path]:
     old = os.environ.get("AIGQ_HOME")
     os.environ["AIGQ_HOME"] = str(home)
     try:
-        simulate.main(simulate.SimulateConfig(profile="demo", seed=seed, end_date="2026-11-18", off=list(off),
-                                              check_spec=False, **size))
+        simulate.main(
+            simulate.SimulateConfig(
+                profile="demo", seed=seed, end_date="2026-11-18", off=list(off), check_spec=False, **size
+            )
+        )
     finally:
         if old is None:
             os.environ.pop("AIGQ_HOME", None)
@@ -43,14 +47,17 @@ def ablations(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("flag,statistic,on_above,off_below", [
-    ("attribute_tastes", "taste_consistency_lift", 1.5, 1.25),
-    ("attribute_tastes", "price_cart_gap", 0.5, 0.2),
-    ("novelty_search", "exploratory_query_length_ratio", 1.15, 1.08),
-    ("personas", "persona_coengagement_lift", 2.0, 1.5),
-    ("personas", "session_complement_share", 0.5, 0.15),
-    ("exploration", "exploration_bucket_share", 0.03, 1e-9),
-])
+@pytest.mark.parametrize(
+    "flag,statistic,on_above,off_below",
+    [
+        ("attribute_tastes", "taste_consistency_lift", 1.5, 1.25),
+        ("attribute_tastes", "price_cart_gap", 0.5, 0.2),
+        ("novelty_search", "exploratory_query_length_ratio", 1.15, 1.08),
+        ("personas", "persona_coengagement_lift", 2.0, 1.5),
+        ("personas", "session_complement_share", 0.5, 0.15),
+        ("exploration", "exploration_bucket_share", 0.03, 1e-9),
+    ],
+)
 def test_each_structure_switched_off_takes_its_signature_with_it(ablations, flag, statistic, on_above, off_below):
     assert ablations["none"][statistic] > on_above
     assert ablations[flag][statistic] < off_below
@@ -62,7 +69,7 @@ def test_a_visit_need_makes_clicks_list_level(off):
     is worth less below the first than alone; without one, positions are independent."""
     import numpy as np
 
-    from pipelines.world import Texts, make_world
+    from world.shop import Texts, make_world
 
     world = make_world(2, 60, 10, "2026-11-18", 0.0, 3, off=off)
     u = np.arange(60)
@@ -80,7 +87,7 @@ def test_a_visit_need_makes_clicks_list_level(off):
 
 
 def test_a_structure_name_that_does_not_exist_is_refused():
-    from pipelines.config import ConfigError
+    from core.config import ConfigError
 
     with pytest.raises(ConfigError, match="unknown world structure"):
         load_spec(off=["persona"])

@@ -1,0 +1,1 @@
+"""The `aigq` command line: a table of stages, and the demo."""

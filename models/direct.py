@@ -1,0 +1,41 @@
+"""AIGQ-Direct as a unit of batch work: the model directory serving and the nearline job use, and
+a callable over a pandas batch of user contexts (the shape Ray Data's `map_batches` and Spark's
+`mapInPandas` take). Shared by the nearline job and both model servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from core.catalogue import QueryCatalogue
+from core.config import aigq_home
+from core.errors import AigqError
+from models.generator import DirectGenerator, GenerationConfig, build_prompt
+
+DIRECT_MODELS = ("direct_grpo", "direct_sft")  # serving takes whichever is newest
+
+
+def newest_direct_model() -> Path:
+    """The newest trained Direct model directory (IL-GRPO or IL-SFT)."""
+    found = [aigq_home() / "models" / n for n in DIRECT_MODELS if (aigq_home() / "models" / n / "config.json").exists()]
+    if not found:
+        raise AigqError(f"no Direct model under {aigq_home() / 'models'}; run `aigq train sft` (and grpo)")
+    return max(found, key=lambda p: (p / "config.json").stat().st_mtime)
+
+
+class DirectBatch:
+    """contexts (one row per user, direct_generation_v1 columns) -> their Direct lists.
+    Loads the model once per worker; callable on a pandas batch (Ray/Spark-ready)."""
+
+    def __init__(self, model_dir: Path, batch_size: int, seed: int = 0):
+        self.catalogue = QueryCatalogue.load(aigq_home() / "data")
+        self.generator = DirectGenerator(
+            model_dir, GenerationConfig(batch_size=batch_size, seed=seed), is_valid=self.catalogue.is_valid
+        )
+        self.version = self.generator.version
+
+    def __call__(self, contexts: pd.DataFrame) -> pd.DataFrame:
+        prompts = [build_prompt(c, self.catalogue.name) for c in contexts.to_dict("records")]
+        out = self.generator.generate(prompts)
+        return pd.DataFrame({"user_id": contexts["user_id"].to_numpy(), "queries": [g.model_queries for g in out]})

@@ -1,0 +1,229 @@
+"""The KServe model classes: the CTR and Direct predictors and the HintQ transformer, and the two
+changes made to KServe's REST server (loopback bind, hardened routes).
+
+Importing kserve parses sys.argv: only `servers.kserve_server.main` imports this module, after
+handing kserve an argv of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import kserve
+import kserve.protocol.rest.server as rest
+import pandas as pd
+import uvicorn
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from core.catalogue import QueryCatalogue
+from core.config import aigq_home
+from models.direct import DirectBatch, newest_direct_model
+from serving.config import ServingConfig
+from serving.contract import RequestError, parse_request
+from serving.hintq import HintQ
+from serving.ranking import load_scorer
+
+TRANSFORMER_NAME = "hintq"
+CTR_NAME = "ctr"
+DIRECT_NAME = "direct"
+MAX_ROWS = 512  # CTR rows per request
+MAX_INSTANCES = 64  # HintQ requests or Direct contexts per call
+
+
+def bind_loopback(host: str) -> None:
+    """KServe's REST server hard-codes 0.0.0.0; hand it a uvicorn whose Config takes our host."""
+
+    class LoopbackUvicorn:
+        def __getattr__(self, name):
+            return getattr(uvicorn, name)
+
+        @staticmethod
+        def Config(*args, **kwargs):  # noqa: N802 - mirrors uvicorn.Config
+            kwargs["host"] = host
+            return uvicorn.Config(*args, **kwargs)
+
+    rest.uvicorn = LoopbackUvicorn()
+
+
+def harden_rest_app() -> None:
+    """Two changes to KServe's REST app, made where it adds its exception handlers: (1) the model
+    repository routes (`/v2/repository/models/NAME/load|unload`) answer 404: models load at
+    start-up here, and an open `unload` would let any client take the serving model down;
+    (2) a versioned model URL (`/v2/models/NAME/versions/V/...`) is a 404, not KServe's 501 Not
+    Implemented (no version is served here: a client error, not a 5xx)."""
+
+    async def version_not_found(_, exc):
+        return JSONResponse(
+            status_code=404,
+            content={"error": f"no such model version: {exc} (address the model without /versions/...)"},
+        )
+
+    class NoModelRepository:  # plain ASGI: independent of how FastAPI nests included routers
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] == "http" and "/repository/" in scope.get("path", ""):
+                response = JSONResponse(
+                    status_code=404,
+                    content={"error": "the model repository API is disabled: models are loaded at start-up"},
+                )
+                await response(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+
+    add_handlers = rest.RESTServer._add_exception_handlers
+
+    async def invalid_request(_, exc):
+        # FastAPI echoes the input in its validation errors; an input holding NaN/Infinity then
+        # fails to render (a 500). Name the fields, not the values.
+        errors = [{"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()]
+        return JSONResponse(status_code=400, content={"error": "invalid request body", "detail": errors})
+
+    def hardened(self, app):
+        add_handlers(self, app)
+        app.add_exception_handler(NotImplementedError, version_not_found)
+        app.add_exception_handler(RequestValidationError, invalid_request)
+        app.add_middleware(NoModelRepository)
+
+    rest.RESTServer._add_exception_handlers = hardened
+
+
+def decode_v1(payload: Any, what: str, limit: int) -> list:
+    """`instances` of a v1 body (dict, or raw bytes when the client sent no JSON content type)."""
+    if isinstance(payload, (bytes, bytearray)):
+        try:
+            payload = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise InvalidInput(f"body is not JSON: {e}"[:200]) from None
+    if not isinstance(payload, dict) or "instances" not in payload:
+        raise InvalidInput(f'expected {{"instances": [{what}, ...]}}')
+    instances = payload["instances"]
+    if not isinstance(instances, list) or not instances:
+        raise InvalidInput(f"instances: a non-empty list of {what}")
+    if len(instances) > limit:
+        raise InvalidInput(f"instances: at most {limit} per request, got {len(instances)}")
+    return instances
+
+
+class CTRPredictor(kserve.Model):
+    def __init__(self, name: str = CTR_NAME):
+        super().__init__(name)
+
+    def load(self) -> bool:
+        self.scorer = load_scorer()  # a missing/corrupt model fails here, at start-up
+        self.ready = True
+        return True
+
+    def _rows(self, rows) -> list[float]:
+        if not all(isinstance(r, dict) and isinstance(r.get("query"), str) for r in rows):
+            raise InvalidInput("each CTR row is an object with a string `query` (plus user/query features)")
+        try:
+            return self.scorer(rows)
+        except (TypeError, ValueError, KeyError) as e:
+            raise InvalidInput(f"rows do not fit the CTR model: {type(e).__name__}: {e}"[:300]) from None
+
+    async def predict(self, payload, headers=None, response_headers=None):
+        if isinstance(payload, InferRequest):
+            return await asyncio.to_thread(self._predict_v2, payload)
+        rows = decode_v1(payload, "CTR rows", MAX_ROWS)
+        return {"predictions": await asyncio.to_thread(self._rows, rows), "model_version": self.scorer.version}
+
+    def _predict_v2(self, request: InferRequest) -> InferResponse:
+        tensors = {i.name: i for i in request.inputs}
+        if "rows" not in tensors or tensors["rows"].datatype != "BYTES":
+            raise InvalidInput("v2: expected a BYTES input tensor `rows` of JSON-encoded CTR rows")
+        raw = tensors["rows"].as_numpy().reshape(-1)
+        if len(raw) > MAX_ROWS:
+            raise InvalidInput(f"rows: at most {MAX_ROWS}, got {len(raw)}")
+        try:
+            rows = [json.loads(r.decode() if isinstance(r, (bytes, bytearray)) else r) for r in raw]
+        except (ValueError, UnicodeDecodeError) as e:
+            raise InvalidInput(f"rows: each element must be a JSON object ({e})"[:200]) from None
+        probs = self._rows(rows)
+        out = InferOutput("probability", shape=[len(probs)], datatype="FP32", data=[float(p) for p in probs])
+        return InferResponse(response_id=request.id or str(uuid.uuid4()), model_name=self.name, infer_outputs=[out])
+
+
+class DirectPredictor(kserve.Model):
+    def __init__(self, name: str = DIRECT_NAME):
+        super().__init__(name)
+
+    def load(self) -> bool:
+        self.batch = DirectBatch(newest_direct_model(), batch_size=MAX_INSTANCES)
+        self.catalogue = QueryCatalogue.load(aigq_home() / "data")
+        self.ready = True
+        return True
+
+    async def predict(self, payload, headers=None, response_headers=None):
+        contexts = decode_v1(payload, "user contexts (direct_generation_v1 features)", MAX_INSTANCES)
+        if not all(isinstance(c, dict) for c in contexts):
+            raise InvalidInput("each instance is an object of direct_generation_v1 features")
+        frame = pd.DataFrame([{"user_id": c.get("user_id", ""), **c} for c in contexts])
+        out = await asyncio.to_thread(self.batch, frame)
+        return {"predictions": [list(q) for q in out["queries"]], "model_version": self.batch.version}
+
+
+class HintQTransformer(kserve.Model):
+    """Feast enrichment and ranking around the CTR predictor (or an in-process scorer when
+    started without --predictor_host)."""
+
+    def __init__(self, name: str = TRANSFORMER_NAME, store: str = "sqlite"):
+        super().__init__(name)
+        self.store = store
+
+    def load(self) -> bool:
+        remote = bool(self.predictor_config and self.predictor_config.predictor_host)
+        self.core = HintQ(ServingConfig(store=self.store, server="kserve"), scorer=RemoteMarker() if remote else None)
+        self.remote = remote
+        self.ready = True
+        return True
+
+    async def _scores(self, prepared, headers):
+        skipped = self.core.without_ranker(prepared)
+        if skipped is not None:
+            return skipped
+        try:
+            if not self.remote:
+                return await asyncio.to_thread(self.core.scorer, prepared.rows), ""
+            res = await self._http_client.infer(
+                self.predictor_config.predictor_base_url,
+                model_name=CTR_NAME,
+                data={"instances": prepared.rows},
+                headers={"Content-Type": "application/json"},
+            )
+            prepared.model_versions["ctr"] = res.get("model_version", "remote")
+            return res["predictions"], ""
+        except Exception as e:  # noqa: BLE001 - predictor down or failing: degrade, never 5xx
+            return None, self.core.ranker_failed(e)
+
+    async def predict(self, payload, headers=None, response_headers=None):
+        instances = decode_v1(payload, "HintQ requests", MAX_INSTANCES)
+        try:
+            requests = [parse_request(i) for i in instances]
+        except RequestError as e:
+            raise InvalidInput(str(e)) from None
+        answers = []
+        for request in requests:
+            prepared = await asyncio.to_thread(self.core.prepare, request)
+            scores, reason = await self._scores(prepared, headers)
+            answers.append(self.core.finish(prepared, scores, reason))
+        return {"predictions": answers}
+
+    def stop(self):
+        self.core.close()
+
+
+class RemoteMarker:
+    """Stands in for the scorer when scoring happens in the predictor."""
+
+    version = "remote"
+
+    def __call__(self, rows):
+        raise RuntimeError("scores come from the predictor")
