@@ -75,7 +75,6 @@ class CTRScorer:
     model = bentoml.models.BentoModel("aigq-ctr:latest")
 
     def __init__(self) -> None:
-
         self.scorer = RecordScorer(Scorer(self.model.path))
 
     @bentoml.api
@@ -96,7 +95,6 @@ class DirectGenerator:
     model = bentoml.models.BentoModel("aigq-direct:latest")
 
     def __init__(self) -> None:
-
         self.batch = DirectBatch(Path(self.model.path), batch_size=64)
 
     # adaptive batching: concurrent requests share one generate() call (keep the latency budget
@@ -115,7 +113,6 @@ class HintQ:
     direct = bentoml.depends(DirectGenerator)
 
     def __init__(self) -> None:
-
         self.core = Core(
             ServingConfig(store=os.environ.get("AIGQ_FEATURE_STORE", "sqlite"), server="bentoml"),
             scorer=self.score_remote,

@@ -122,6 +122,5 @@ def deploy(cfg: MonitorConfig) -> dict:
 
 
 def ui_command(cfg: MonitorConfig, port: int) -> list[str]:
-
     evidently = str(Path(sys.executable).with_name("evidently"))
     return [evidently, "ui", "--workspace", str(workspace_path(cfg)), "--host", "127.0.0.1", "--port", str(port)]

@@ -32,7 +32,6 @@ def find_chromium() -> str | None:
 
 
 def _free_port() -> int:
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

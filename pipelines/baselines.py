@@ -375,7 +375,6 @@ class Catalogue:
 
     @classmethod
     def load(cls, data_dir) -> Catalogue:
-
         read = lambda name: (
             pd.read_parquet(Path(data_dir) / f"{name}.parquet")
             if (Path(data_dir) / f"{name}.parquet").exists()

@@ -45,7 +45,6 @@ class HybridPolicy(Policy):
         self.direct.prepare(requests)
 
     def recommend_batch(self, requests, k=8):
-
         direct_lists = self.direct.recommend_batch(requests, k)
         generated = self.direct.generated[-len(requests) :]
         contexts, merged = [], []

@@ -118,7 +118,6 @@ def active_users(since: datetime, until: datetime) -> list[str]:
 
 
 def newest_event() -> datetime:
-
     path = aigq_home() / "data" / "events.parquet"
     if not path.exists():
         raise AigqError(f"{path}: no activity log; run `aigq simulate` or `aigq ingest DIR`")

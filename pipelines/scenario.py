@@ -46,7 +46,6 @@ def scenario_log_url(cfg: ScenarioConfig) -> str:
 
 
 def main(cfg: ScenarioConfig) -> dict:
-
     started = time.perf_counter()
     home = aigq_home()
     if not think.mappings_path().exists() or not (home / "models" / "ctr" / "model.pt").exists():

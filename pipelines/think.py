@@ -164,12 +164,10 @@ def rationale(catalogue: QueryCatalogue, trigger: str, targets: Sequence[str]) -
 
 
 def prompt(catalogue: QueryCatalogue, trigger: str) -> str:
-
     return f"{CONTEXT}{describe_trigger(catalogue, trigger)}{THINK}"
 
 
 def completion(reason: str, queries: Sequence[str]) -> str:
-
     return f" {reason} {LIST} " + SEPARATOR.join(queries) + EOS
 
 
@@ -288,7 +286,6 @@ def load_logs() -> tuple[pd.DataFrame, QueryCatalogue]:
 
 
 def main(cfg: ThinkConfig) -> dict:
-
     started = time.perf_counter()
     events, catalogue = load_logs()
     mined = mined_mappings(events, catalogue, cfg)

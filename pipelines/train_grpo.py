@@ -171,7 +171,6 @@ def heldout_prompts(home: Path, cfg: TrainGRPOConfig) -> pd.DataFrame:
 
 
 def mean_reward(model_path: Path, prompts: pd.DataFrame, rewards: dict, weights: dict, seed: int) -> dict:
-
     gen = DirectGenerator(model_path, GenerationConfig(seed=seed))
     texts = gen.generate_texts(list(prompts["prompt"]))
     total, parts = total_reward(

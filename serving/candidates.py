@@ -48,7 +48,6 @@ class PopularLists:
     read once at start-up, so they survive an online-store outage)."""
 
     def __init__(self, query_stats_path: Path, k: int = 40):
-
         if not query_stats_path.exists():
             raise AigqError(f"{query_stats_path}: no query statistics; run `aigq simulate` or `aigq ingest DIR`")
         stats = pd.read_parquet(

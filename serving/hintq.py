@@ -282,7 +282,6 @@ class HintQ:
 
     # ---- helpers ---------------------------------------------------------------------------
     def triggers(self, user: Mapping, request: HintQRequest) -> list[str]:
-
         queries = (
             list(request.context.get("session_queries", []))[::-1]
             + list(user.get("session_queries") or [])
