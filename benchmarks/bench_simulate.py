@@ -17,8 +17,8 @@ from pathlib import Path
 PHASES = {
     "simulate": "from pipelines import simulate; simulate.main(simulate.SimulateConfig(profile={profile!r}, "
     "end_date='2026-11-01', check_spec=False))",
-    "spec_check": "from pathlib import Path; from pipelines import world_stats; "
-    "world_stats.measure(Path(os.environ['AIGQ_HOME']) / 'data', Path(os.environ['AIGQ_HOME']) / 'world')",
+    "spec_check": "from pathlib import Path; from world import stats; "
+    "stats.measure(Path(os.environ['AIGQ_HOME']) / 'data', Path(os.environ['AIGQ_HOME']) / 'world')",
     "feature_tables": "from pipelines.features import rebuild_feature_tables; print(rebuild_feature_tables())",
 }
 
