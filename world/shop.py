@@ -304,10 +304,6 @@ class World:
     def user_index(self, user_ids) -> np.ndarray:
         return np.array([self._user_index[u] for u in user_ids], dtype=np.int64)
 
-    def query_index(self, queries) -> np.ndarray:
-        """Vocabulary index of each query text after normalisation, -1 if outside it."""
-        return np.array([self._query_index.get(normalize_query(q), -1) for q in queries], dtype=np.int64)
-
     # ---- persistence --------------------------------------------------------------------
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
