@@ -19,40 +19,17 @@ from typing import Annotated, Any, Literal
 
 import bentoml
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+from starlette.responses import JSONResponse
 
 from models.ctr import CTRScorer as Scorer
 from models.direct import DirectBatch
 from serving.config import ServingConfig
-from serving.contract import HintQRequest, parse_context
+from serving.contract import Context, HintQRequest, HintQRequestBody, RequestError, decode_json, parse_request
 from serving.hintq import HintQ as Core
 from serving.ranking import RecordScorer
 
 log = logging.getLogger(__name__)
-
-QueryText = Annotated[str, Field(max_length=100)]
-
-
-class Context(BaseModel):
-    """Optional request-time fields (unknown fields are rejected with a 400)."""
-
-    model_config = ConfigDict(extra="forbid")
-    hour: int | None = Field(None, ge=0, le=23, description="the user's local hour")
-    session_queries: list[QueryText] = Field(
-        default_factory=list, max_length=20, description="searches of the current session not yet in Feast"
-    )
-    categories: list[QueryText] = Field(
-        default_factory=list, max_length=20, description="category ids the page is about (cold-start hint)"
-    )
-
-
-class HintQRequestBody(BaseModel):
-    """The HintQ request (the same contract as KServe's `hintq` instances)."""
-
-    model_config = ConfigDict(extra="forbid")
-    user_id: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")
-    k: int = Field(8, ge=1, le=20, description="list length")
-    context: Context | None = None
 
 
 class Suggestion(BaseModel):
@@ -131,12 +108,63 @@ class HintQ:
     def recommend(self, user_id: str, k: int = 8, context: Context | None = None) -> HintQAnswer:
         """Up to k pre-search query suggestions for a user, each with its score and source."""
 
-        ctx = parse_context((context or Context()).model_dump(exclude_none=True, exclude_defaults=True))
+        ctx = context.model_dump(exclude_none=True, exclude_defaults=True) if context else {}
         return HintQAnswer(**self.core.recommend(HintQRequest(user_id, k, ctx)))
 
     @bentoml.on_shutdown
     def close(self) -> None:
         self.core.close()
+
+
+class ContractFirst:
+    """ASGI middleware in front of `/recommend`: the shared contract decodes and validates the body
+    before BentoML does, so a bad request gets the contract's 400 (`{"error": message}`, the
+    schema BentoML publishes for its 400s; BentoML's own would name its internal IODescriptor
+    class and carry a list where its schema says string), and a JSON body sent with another
+    content type (plain `curl -d` says form-encoded) is read as the JSON it is."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != "/recommend":
+            await self.app(scope, receive, send)
+            return
+        raw = await _body(receive)
+        try:
+            parse_request(decode_json(raw))
+        except RequestError as e:
+            await JSONResponse({"error": str(e)}, status_code=400)(scope, receive, send)
+            return
+        headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+        await self.app({**scope, "headers": headers}, _replay(raw, receive), send)
+
+
+async def _body(receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(raw: bytes, receive):
+    """The body read once, handed on; after it, the client's own channel (its disconnect)."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+HintQ.add_asgi_middleware(ContractFirst)
 
 
 def _retry_once(call):

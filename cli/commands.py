@@ -38,7 +38,9 @@ def features_command(args) -> dict | int | None:
     )
     feature_store.store_yaml(cfg.store)  # a bad store name fails before any work
     if args.action == "build":
-        return features.rebuild_feature_tables()
+        tables = features.rebuild_feature_tables()
+        say(f"feature tables built under {feature_store.features_dir()}: {tables}")
+        return tables
     if args.action == "apply":
         features.apply(cfg.store)
         say(f"feature repo applied ({feature_store.STORES[cfg.store]})")

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 from core.config import aigq_home
-from pipelines import experiment, train_base, train_ctr, train_grpo, train_sft
+from pipelines import evaluate, experiment, train_base, train_ctr, train_grpo, train_sft
 
 
 def say(msg: str) -> None:
@@ -51,7 +51,7 @@ def simulated(cfg, result: dict) -> None:
 
 
 def ctr(cfg, m: dict) -> None:
-    say(f"CTR model saved to {train_ctr.model_dir(cfg)}")
+    say(f"CTR model saved to {train_ctr.model_dir(cfg)}; samples: {m['samples']}")
     for name in ("model", "logistic_regression", "per_query_ctr"):
         say(f"  {name:20s} AUC {m[name]['auc']:.4f}  log loss {m[name]['logloss']:.4f}")
 
@@ -128,16 +128,20 @@ def experimented(cfg, doc: dict) -> None:
 
 
 def eval_table(doc: dict, slice_name: str = "all") -> str:
-    cols = (
-        "hit_rate@8",
-        "hit_rate_organic@8",
-        "ndcg@8",
-        "sim_ctr",
-        "oracle_share",
-        "distinct_categories",
-        "novelty",
-        "serendipity",
-        "validity",
+    cols = evaluate.measured(
+        doc["policies"],
+        (
+            "hit_rate@8",
+            "hit_rate_organic@8",
+            "ndcg@8",
+            "mrr@8",
+            "sim_ctr",
+            "oracle_share",
+            "distinct_categories",
+            "novelty",
+            "serendipity",
+            "validity",
+        ),
     )
     lines = [f"{'policy':18s}" + "".join(f"{c:>20s}" for c in cols)]
     for name, slices in doc["policies"].items():

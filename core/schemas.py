@@ -17,10 +17,10 @@ SCHEMAS: dict[str, pa.Schema] = {
     "users": pa.schema(
         [
             _f("user_id", pa.string(), "unique user id"),
-            _f("age_band", pa.string(), "age band, e.g. 25-34"),
-            _f("gender", pa.string(), "F, M or U (unknown)"),
-            _f("city_tier", pa.int64(), "1 (largest cities) .. 5"),
-            _f("price_sensitivity", pa.float64(), "0 (insensitive) .. 1 (very sensitive)"),
+            _f("age_band", pa.string(), "age band, e.g. 25-34", True),
+            _f("gender", pa.string(), "F, M or U (unknown)", True),
+            _f("city_tier", pa.int64(), "1 (largest cities) .. 5", True),
+            _f("price_sensitivity", pa.float64(), "0 (insensitive) .. 1 (very sensitive)", True),
             _f("signup_ts", TIMESTAMP, "when the user signed up"),
         ]
     ),
@@ -44,16 +44,16 @@ SCHEMAS: dict[str, pa.Schema] = {
     "items": pa.schema(
         [
             _f("item_id", pa.string(), "unique item id"),
-            _f("title", pa.string(), "item title"),
+            _f("title", pa.string(), "item title", True),
             _f("category_id", pa.string(), "leaf category"),
-            _f("ptype", pa.string(), "product type"),
-            _f("color", pa.string(), "colour (flavour for grocery)"),
-            _f("material", pa.string(), "material or make"),
-            _f("style", pa.string(), "style"),
-            _f("audience", pa.string(), "intended audience, empty if any"),
-            _f("brand", pa.string(), "brand"),
-            _f("price_tier", pa.int64(), "1 (cheapest) .. 5"),
-            _f("price", pa.float64(), "price"),
+            _f("ptype", pa.string(), "product type", True),
+            _f("color", pa.string(), "colour (flavour for grocery)", True),
+            _f("material", pa.string(), "material or make", True),
+            _f("style", pa.string(), "style", True),
+            _f("audience", pa.string(), "intended audience, empty if any", True),
+            _f("brand", pa.string(), "brand", True),
+            _f("price_tier", pa.int64(), "1 (cheapest) .. 5", True),
+            _f("price", pa.float64(), "price", True),
         ]
     ),
     "sessions": pa.schema(

@@ -162,7 +162,7 @@ class ContentPopularityPolicy(PopularityPolicy):
         if queries.empty:
             self.query_tokens, self.item_tokens, self.by_category_all = {}, {}, {}
             return
-        lexicon = Lexicon(items["brand"] if "brand" in items else ())
+        lexicon = Lexicon(items["brand"].dropna() if "brand" in items else ())
         self.query_tokens = {q: lexicon.token_ids(q, p) for q, p in zip(queries["query"], queries["ptype"])}
         self.item_tokens = (
             {}

@@ -249,20 +249,41 @@ TABLE_METRICS = (
 )
 
 
+def measured(report: dict, metrics) -> list[str]:
+    """The metrics some policy has a value for: on a real log (no world) the simulated A/B and
+    serendipity are not measured, and a column of NaN says nothing."""
+    return [
+        m
+        for m in metrics
+        if any(
+            not (isinstance(v := row.get(m, math.nan), float) and math.isnan(v))
+            for slices in report.values()
+            for row in slices.values()
+        )
+    ]
+
+
 def markdown(report: dict, ctx: EvalContext) -> str:
+    metrics = measured(report, TABLE_METRICS)
+    simulated = "sim_ctr" in metrics
     lines = [
         f"# Evaluation\n\nHeld-out session starts after {ctx.cutoff} ({len(ctx.requests)} requests). "
-        "Simulated A/B: expected clicks per impression under the world's click model; lift is "
-        "relative to `legacy`.\n"
+        + (
+            "Simulated A/B: expected clicks per impression under the world's click model; lift is "
+            "relative to `legacy`.\n"
+            if simulated
+            else "Next-query metrics against what each user searched in the session (no simulated world: "
+            "no simulated A/B, no serendipity).\n"
+        )
     ]
     for name in SLICES:
         lines.append(f"\n## Slice `{name}`\n")
-        lines.append("| policy | " + " | ".join(TABLE_METRICS) + " |")
-        lines.append("|---" * (len(TABLE_METRICS) + 1) + "|")
+        lines.append("| policy | " + " | ".join(metrics) + " |")
+        lines.append("|---" * (len(metrics) + 1) + "|")
         for policy, slices in report.items():
             row = slices[name]
             cells = []
-            for m in TABLE_METRICS:
+            for m in metrics:
                 v = row.get(m, math.nan)
                 cells.append(
                     str(v)

@@ -109,8 +109,9 @@ def user_profile_table(users: pd.DataFrame) -> pa.Table:
             "event_timestamp": _ts_array(users["signup_ts"]),
             "age_band": users["age_band"],
             "gender": users["gender"],
-            "city_tier": users["city_tier"].astype(np.int64),
-            "price_sensitivity": users["price_sensitivity"].astype(np.float64),
+            # null where a real log has no profile (the models read null as "unknown")
+            "city_tier": pa.array(users["city_tier"].astype("Int64"), pa.int64(), from_pandas=True),
+            "price_sensitivity": pa.array(users["price_sensitivity"], pa.float64(), from_pandas=True),
         }
     )
 

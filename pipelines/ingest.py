@@ -22,6 +22,7 @@ from core.config import aigq_home, option
 from core.errors import AigqError
 from core.schemas import EVENT_TYPES, SCHEMAS, SEARCH_SOURCES
 from core.text import normalize_query
+from pipelines import search_log
 
 # (table, column) -> allowed values
 ALLOWED = {("events", "event_type"): EVENT_TYPES, ("events", "search_source"): SEARCH_SOURCES}
@@ -51,7 +52,9 @@ class IngestError(AigqError):
 
 @dataclass
 class IngestConfig:
-    source_dir: str = option("", "folder holding the parquet logs (one file per table)")
+    source_dir: str = option(
+        "", "folder holding the parquet logs (one file per table), or a search log (user_id, ts, query: .csv/.parquet)"
+    )
 
 
 def _cast_column(path: Path, name: str, column: pa.ChunkedArray, field: pa.Field) -> pa.ChunkedArray:
@@ -76,11 +79,19 @@ def _first_row(mask: pa.ChunkedArray | pa.Array) -> int:
 def read_table(path: Path, table: str) -> pa.Table:
     """Read one log file and conform it to its schema, or raise naming what is wrong."""
     if not path.is_file():
-        raise IngestError(f"{path}: missing (expected table {table!r}; see pipelines/schemas.py)")
+        raise IngestError(
+            f"{path}: missing (expected table {table!r}; see core/schemas.py), or give a search log "
+            "(search_log.csv: user_id, ts, query; README 'Your own logs')"
+        )
     try:
         raw = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as e:
         raise IngestError(f"{path}: not a readable parquet file ({str(e).splitlines()[0]})") from None
+    return conform(raw, path, table)
+
+
+def conform(raw: pa.Table, path: Path, table: str) -> pa.Table:
+    """`raw` in the table's schema, or raise naming the column and row at fault."""
     schema = SCHEMAS[table]
     missing = [f.name for f in schema if f.name not in raw.column_names]
     if missing:
@@ -116,8 +127,18 @@ def read_table(path: Path, table: str) -> pa.Table:
 
 def validate_dir(source: Path) -> dict[str, pa.Table]:
     if not source.is_dir():
-        raise IngestError(f"{source}: not a directory")
-    tables = {name: read_table(source / f"{name}.parquet", name) for name in SCHEMAS}
+        raise IngestError(f"{source}: not a directory, nor a search log (.csv/.parquet); see README 'Your own logs'")
+    return check_references({name: read_table(source / f"{name}.parquet", name) for name in SCHEMAS}, source)
+
+
+def validate_search_log(path: Path) -> dict[str, pa.Table]:
+    """The tables derived from a minimal search log, through the same checks as a full log."""
+    derived = search_log.to_tables(search_log.read_search_log(path))
+    tables = {name: conform(table, path, name) for name, table in derived.items()}
+    return check_references(tables, path.parent)
+
+
+def check_references(tables: dict[str, pa.Table], source: Path) -> dict[str, pa.Table]:
     for (table, col), (ref_table, ref_col) in REFERENCES.items():
         bad = pc.invert(pc.is_in(tables[table].column(col), value_set=tables[ref_table].column(ref_col)))
         if pc.any(bad).as_py():
@@ -133,7 +154,9 @@ def validate_dir(source: Path) -> dict[str, pa.Table]:
 
 def main(cfg: IngestConfig) -> dict[str, int]:
     """Validate every table, then replace $AIGQ_HOME/data with them (atomically per folder)."""
-    tables = validate_dir(Path(cfg.source_dir))
+    source = Path(cfg.source_dir)
+    log_file = search_log.find_search_log(source)
+    tables = validate_search_log(log_file) if log_file else validate_dir(source)
     target = aigq_home() / "data"
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="ingest-", dir=target.parent))

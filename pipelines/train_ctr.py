@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from core.config import aigq_home, git_revision, option
 from core.errors import AigqError
+from core.feature_store import data_dir
 from models import ctr
 
 
@@ -46,12 +48,18 @@ def load_frame() -> pd.DataFrame:
 
 
 def time_split(frame: pd.DataFrame, test_days: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if frame.empty:
+        raise AigqError(
+            f"{aigq_home() / 'frames' / 'ctr.parquet'}: no CTR samples: the log has no HintQ impressions and no "
+            "session after its first day to learn next searches from (ingest a longer log)"
+        )
     cut = frame["event_timestamp"].max() - pd.Timedelta(days=test_days)
     train, test = frame[frame["event_timestamp"] < cut], frame[frame["event_timestamp"] >= cut]
     if len(train) == 0 or len(test) == 0 or train["clicked"].nunique() < 2:
         raise AigqError(
             f"time split at {cut} leaves {len(train)} train / {len(test)} test rows with both "
-            "labels needed; lower test_days or simulate more days"
+            f"labels needed ({len(frame)} samples over {frame['event_timestamp'].min()} .. "
+            f"{frame['event_timestamp'].max()}); lower test_days (now {test_days}) or give a longer log"
         )
     return train, test
 
@@ -162,6 +170,7 @@ def main(cfg: TrainCTRConfig, frame: pd.DataFrame | None = None) -> dict:
         curve[pos] = float(predict(model, moved).mean())
     observed = test.groupby("position")["clicked"].mean()
     metrics = {
+        "samples": samples_source(),
         "train_rows": int(len(train)),
         "test_rows": int(len(test)),
         "test_from": str(test["event_timestamp"].min()),
@@ -182,6 +191,15 @@ def main(cfg: TrainCTRConfig, frame: pd.DataFrame | None = None) -> dict:
     return metrics
 
 
+def samples_source() -> str:
+    """What the ranker learnt from: the log's HintQ impressions, or (a search log from a shop
+    without HintQ yet) next searches (`training_frames.next_search_impressions`)."""
+    path = data_dir() / "hintq_impressions.parquet"
+    if path.exists() and pq.ParquetFile(path).metadata.num_rows == 0:
+        return "next searches (the log has no HintQ impressions)"
+    return "HintQ impressions"
+
+
 def model_card(cfg: TrainCTRConfig, m: dict, frame: pd.DataFrame) -> str:
     names = {
         "model": "this model",
@@ -191,6 +209,7 @@ def model_card(cfg: TrainCTRConfig, m: dict, frame: pd.DataFrame) -> str:
     rows = "\n".join(f"| {name} | {m[key]['auc']:.4f} | {m[key]['logloss']:.4f} |" for key, name in names.items())
     return f"""# CTR ranker
 
+- Samples: {m["samples"]}.
 - Feature service: `{ctr.FEATURE_SERVICE}` (point-in-time over the impression log), plus query text
   (hashed word uni/bigrams) and position (additive logit).
 - Data window: {frame["event_timestamp"].min()} .. {frame["event_timestamp"].max()};

@@ -14,18 +14,20 @@ from typing import Any
 
 import kserve
 import kserve.protocol.rest.server as rest
+import numpy as np
 import pandas as pd
 import uvicorn
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.catalogue import QueryCatalogue
 from core.config import aigq_home
 from models.direct import DirectBatch, newest_direct_model
 from serving.config import ServingConfig
-from serving.contract import RequestError, parse_request
+from serving.contract import RequestError, decode_json, parse_request
 from serving.hintq import HintQ
 from serving.ranking import load_scorer
 
@@ -52,11 +54,12 @@ def bind_loopback(host: str) -> None:
 
 
 def harden_rest_app() -> None:
-    """Two changes to KServe's REST app, made where it adds its exception handlers: (1) the model
+    """Three changes to KServe's REST app, made where it adds its exception handlers: (1) the model
     repository routes (`/v2/repository/models/NAME/load|unload`) answer 404: models load at
     start-up here, and an open `unload` would let any client take the serving model down;
     (2) a versioned model URL (`/v2/models/NAME/versions/V/...`) is a 404, not KServe's 501 Not
-    Implemented (no version is served here: a client error, not a 5xx)."""
+    Implemented (no version is served here: a client error, not a 5xx); (3) a v2 request without
+    the binary-extension header is JSON, whatever its content type."""
 
     async def version_not_found(_, exc):
         return JSONResponse(
@@ -78,6 +81,24 @@ def harden_rest_app() -> None:
                 return
             await self.app(scope, receive, send)
 
+    class JSONInferWithoutBinaryHeader:
+        """An Open Inference Protocol request without `inference-header-content-length` is all JSON
+        (tritonclient's JSON mode sends it without a content type): read it as JSON, instead of
+        KServe's refusal of "byte inputs" a client never sent."""
+
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] == "http" and scope.get("path", "").endswith("/infer"):
+                headers = dict(scope["headers"])
+                if b"inference-header-content-length" not in headers and b"json" not in headers.get(
+                    b"content-type", b""
+                ):
+                    kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+                    scope = {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
+            await self.app(scope, receive, send)
+
     add_handlers = rest.RESTServer._add_exception_handlers
 
     async def invalid_request(_, exc):
@@ -86,22 +107,70 @@ def harden_rest_app() -> None:
         errors = [{"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()]
         return JSONResponse(status_code=400, content={"error": "invalid request body", "detail": errors})
 
+    async def http_error(_, exc):
+        # Starlette's own 4xx (unparseable body, unknown route, wrong method) in the same
+        # `{"error": message}` shape as every other error this server answers
+        return JSONResponse(status_code=exc.status_code, content={"error": str(exc.detail)}, headers=exc.headers)
+
     def hardened(self, app):
         add_handlers(self, app)
+        app.add_exception_handler(StarletteHTTPException, http_error)
         app.add_exception_handler(NotImplementedError, version_not_found)
         app.add_exception_handler(RequestValidationError, invalid_request)
         app.add_middleware(NoModelRepository)
+        app.add_middleware(JSONInferWithoutBinaryHeader)
+        document_errors(app)
 
     rest.RESTServer._add_exception_handlers = hardened
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "detail": {"type": "array", "items": {"type": "object"}}},
+    "required": ["error"],
+}
+ERROR_RESPONSES = {
+    "400": "a malformed request; `error` says what is wrong",
+    "404": "no such model, model version or route",
+    "503": "the model is not ready",
+}
+
+
+def document_errors(app) -> None:
+    """Publish what the hardened server answers: every operation may answer 400, 404 or 503 with
+    `{"error": message}` (FastAPI's generated schema lists 422, which this server never sends,
+    and no error body), and `/metrics` is Prometheus text. Clients and schemathesis then check
+    the answers against a schema that tells the truth."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for item in schema["paths"].values():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                for code, description in ERROR_RESPONSES.items():
+                    responses.setdefault(code, {"description": description, "content": error})
+        metrics = schema["paths"].get("/metrics", {}).get("get")
+        if metrics:
+            metrics["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi
 
 
 def decode_v1(payload: Any, what: str, limit: int) -> list:
     """`instances` of a v1 body (dict, or raw bytes when the client sent no JSON content type)."""
     if isinstance(payload, (bytes, bytearray)):
         try:
-            payload = json.loads(payload)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise InvalidInput(f"body is not JSON: {e}"[:200]) from None
+            payload = decode_json(payload)
+        except RequestError as e:
+            raise InvalidInput(str(e)) from None
     if not isinstance(payload, dict) or "instances" not in payload:
         raise InvalidInput(f'expected {{"instances": [{what}, ...]}}')
     instances = payload["instances"]
@@ -136,19 +205,48 @@ class CTRPredictor(kserve.Model):
         return {"predictions": await asyncio.to_thread(self._rows, rows), "model_version": self.scorer.version}
 
     def _predict_v2(self, request: InferRequest) -> InferResponse:
-        tensors = {i.name: i for i in request.inputs}
-        if "rows" not in tensors or tensors["rows"].datatype != "BYTES":
-            raise InvalidInput("v2: expected a BYTES input tensor `rows` of JSON-encoded CTR rows")
-        raw = tensors["rows"].as_numpy().reshape(-1)
-        if len(raw) > MAX_ROWS:
-            raise InvalidInput(f"rows: at most {MAX_ROWS}, got {len(raw)}")
-        try:
-            rows = [json.loads(r.decode() if isinstance(r, (bytes, bytearray)) else r) for r in raw]
-        except (ValueError, UnicodeDecodeError) as e:
-            raise InvalidInput(f"rows: each element must be a JSON object ({e})"[:200]) from None
-        probs = self._rows(rows)
+        probs = self._rows(v2_rows(request))
         out = InferOutput("probability", shape=[len(probs)], datatype="FP32", data=[float(p) for p in probs])
         return InferResponse(response_id=request.id or str(uuid.uuid4()), model_name=self.name, infer_outputs=[out])
+
+    # the Open Inference Protocol's model metadata: a client (tritonclient, ...) discovers the
+    # tensors here instead of reading the README
+    def get_input_types(self) -> list[dict]:
+        return [{"name": "rows", "datatype": "BYTES", "shape": [-1]}]
+
+    def get_output_types(self) -> list[dict]:
+        return [{"name": "probability", "datatype": "FP32", "shape": [-1]}]
+
+
+def v2_rows(request: InferRequest) -> list:
+    """The CTR rows of a v2 request: a BYTES tensor `rows` of JSON-encoded objects. Every
+    malformed tensor (wrong name or type, a shape that does not match its data, an element that
+    is not a string) is an InvalidInput (400), never a 500."""
+    tensors = {i.name: i for i in request.inputs}
+    if "rows" not in tensors or tensors["rows"].datatype != "BYTES":
+        raise InvalidInput("v2: expected a BYTES input tensor `rows` of JSON-encoded CTR rows")
+    tensor = tensors["rows"]
+    data = tensor.data if tensor.data is not None else []
+    if not isinstance(data, (list, tuple)) and not hasattr(data, "shape"):
+        raise InvalidInput("rows: data must be a list of JSON-encoded CTR rows")
+    size = int(np.prod(tensor.shape)) if tensor.shape else 0
+    try:
+        raw = tensor.as_numpy().reshape(-1)
+    except (ValueError, TypeError) as e:
+        raise InvalidInput(f"rows: shape {tensor.shape} does not match its data ({e})"[:300]) from None
+    if size != len(raw):
+        raise InvalidInput(f"rows: shape {tensor.shape} declares {size} elements, the data holds {len(raw)}")
+    if len(raw) > MAX_ROWS:
+        raise InvalidInput(f"rows: at most {MAX_ROWS}, got {len(raw)}")
+    rows = []
+    for i, element in enumerate(raw):
+        if not isinstance(element, (bytes, bytearray, str)):
+            raise InvalidInput(f"rows[{i}]: a string (one JSON-encoded CTR row), got {type(element).__name__}")
+        try:
+            rows.append(json.loads(element))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise InvalidInput(f"rows[{i}]: not a JSON object ({e})"[:200]) from None
+    return rows
 
 
 class DirectPredictor(kserve.Model):

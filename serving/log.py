@@ -9,6 +9,7 @@ flush cannot log one answer twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -57,8 +58,14 @@ def default_url() -> str:
     return f"sqlite:///{path}"
 
 
+def utf8_json(value) -> str:
+    """JSON columns keep text as UTF-8 (SQLAlchemy's default writes `\\u` escapes, so a SQL
+    search for non-ASCII text would find nothing)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 def make_engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_pre_ping=True, json_serializer=utf8_json)
     if engine.dialect.name == "sqlite":
 
         @sa.event.listens_for(engine, "connect")

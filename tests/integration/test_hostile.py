@@ -108,10 +108,18 @@ def test_kserve_endpoints_under_property_based_bodies(kserve):
 
 def run_schemathesis(schema_url: str, base_url: str, max_examples: int) -> tuple[int, int, list[str]]:
     """Every operation of the server's OpenAPI schema, positive and negative cases; returns
-    (cases run, operations, failures)."""
+    (cases run, operations, failures). A failure: a 5xx, a 4xx without a message, or an answer the
+    published schema does not describe (status code, content type, body)."""
     import schemathesis
     from hypothesis.errors import Unsatisfiable
     from schemathesis import GenerationMode
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    conformance = (response_schema_conformance, status_code_conformance, content_type_conformance)
 
     schema = schemathesis.openapi.from_url(schema_url, wait_for_schema=30)
     cases, failures, operations = 0, [], 0
@@ -138,6 +146,14 @@ def run_schemathesis(schema_url: str, base_url: str, max_examples: int) -> tuple
                     body = response.text
                 if response.status_code >= 500 or (response.status_code >= 400 and not has_message(body)):
                     failures.append(f"{case.method} {case.formatted_path} -> {response.status_code} {str(body)[:200]}")
+                for check in conformance:
+                    try:
+                        case.validate_response(response, checks=[check])
+                    except BaseException as e:  # noqa: BLE001 - schemathesis raises failure groups
+                        failures.append(
+                            f"{case.method} {case.formatted_path} -> {response.status_code}: {check.__name__}: "
+                            f"{str(e).splitlines()[0][:120]} {str(body)[:150]}"
+                        )
 
             try:
                 call()
