@@ -13,7 +13,6 @@ Models are BentoML models (`aigq-ctr`, `aigq-direct`) registered from $AIGQ_HOME
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,7 +23,7 @@ from starlette.responses import JSONResponse
 
 from models.ctr import CTRScorer as Scorer
 from models.direct import DirectBatch
-from serving.config import ServingConfig
+from serving.config import from_env as serving_config
 from serving.contract import Context, HintQRequest, HintQRequestBody, RequestError, decode_json, parse_request
 from serving.hintq import HintQ as Core
 from serving.ranking import RecordScorer
@@ -91,7 +90,7 @@ class HintQ:
 
     def __init__(self) -> None:
         self.core = Core(
-            ServingConfig(store=os.environ.get("AIGQ_FEATURE_STORE", "sqlite"), server="bentoml"),
+            serving_config("bentoml"),
             scorer=self.score_remote,
             direct_fn=self.generate_remote,
             direct_version=str(bentoml.models.get("aigq-direct:latest").tag),

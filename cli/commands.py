@@ -16,12 +16,15 @@ from core import feature_store
 from core.config import load_config
 from core.errors import AigqError
 from monitoring import dashboards, reports
+from monitoring import review as review_app
 from pipelines import features, training_frames
 from pipelines import ingest as ingest_stage
 from servers import launch
+from serving import config as serving_config
 from serving.config import ServingConfig
 from serving.contract import RequestError, parse_request
 from serving.hintq import HintQ
+from serving.review import review_url
 
 
 def ingest(args) -> dict:
@@ -79,7 +82,11 @@ def recommend(args) -> dict:
 
 
 def serve(args) -> int:
-    os.environ["AIGQ_FEATURE_STORE"] = args.store  # the BentoML orchestrator reads it
+    # one ServingConfig (--config/--set over the defaults, --store), handed to every server
+    # process the same way; a bad key fails here, before anything starts
+    cfg = load_config(ServingConfig, args.config, [f"store={args.store}", *args.overrides])
+    os.environ[serving_config.CONFIG_ENV] = serving_config.to_env(cfg)
+    os.environ["AIGQ_FEATURE_STORE"] = cfg.store
     if args.server == "bento":
         os.environ.setdefault("BENTOML_HOME", str(Path(os.environ["AIGQ_HOME"]) / "bentoml"))
         say(f"BentoML models registered: {register_all()}")
@@ -88,7 +95,7 @@ def serve(args) -> int:
         children = launch.bento_children(args.port)
         urls = [f"POST http://127.0.0.1:{args.port}/recommend"]
     else:
-        children = launch.kserve_children(args.port, args.store)
+        children = launch.kserve_children(args.port, cfg.store)
         urls = [
             f"POST http://127.0.0.1:{args.port}/v1/models/hintq:predict",
             f"POST http://127.0.0.1:{args.port + 1}/v1/models/ctr:predict (v1), /v2/models/ctr/infer (v2)",
@@ -116,6 +123,12 @@ def monitor(args):
             sys.exit(1)
         say("gate: pass")
     return summary
+
+
+def review(args) -> None:
+    cfg = load_config(review_app.ReviewConfig, args.config, args.overrides)
+    say(f"review app on http://127.0.0.1:{cfg.port}/ (flags: {cfg.review_url or review_url()}); Ctrl-C stops")
+    review_app.main(cfg)
 
 
 def monitor_ui(cfg: reports.MonitorConfig, port: int) -> int:

@@ -21,6 +21,7 @@ from core.errors import AigqError
 from core.feature_store import STORES
 from core.window import HOLDOUT_DAYS_ENV
 from monitoring.reports import MonitorConfig
+from monitoring.review import ReviewConfig
 from pipelines import scenario
 from pipelines.features import FeaturesConfig
 from pipelines.simulate import PROFILES
@@ -141,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     _stage_args(mon)
     mon.set_defaults(func=commands.monitor)
 
+    rev = sub.add_parser("review", help="the review web app on 127.0.0.1: flag or approve served suggestions")
+    _stage_args(rev, ReviewConfig)
+    rev.set_defaults(func=commands.review)
+
     srv = sub.add_parser("serve", help="start the model servers on 127.0.0.1: bento | kserve")
     srv.add_argument("server", choices=["bento", "kserve"])
     srv.add_argument("--port", type=int, default=3000, help="HintQ port (KServe's predictor takes port + 1)")
@@ -150,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="bento: register the models and exit (then `bentoml serve bentos.service:HintQ`)",
     )
+    _stage_args(srv, ServingConfig)
     srv.set_defaults(func=commands.serve)
     return parser
 

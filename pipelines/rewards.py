@@ -12,7 +12,9 @@ per completion; nothing here reads logs or the world's ground truth.
 - popularity: how often users search each query of the user's interest categories (log-scaled
   30-day search counts from the daily query statistics), position-discounted: keeps the list on
   queries people type, not rare attribute variants;
-- ctr: the CTR model's position-discounted click probability, one batched forward pass per call.
+- ctr: the CTR model's position-discounted click probability, one batched forward pass per call;
+- flagged: minus the position-discounted share of queries reviewers flagged (`aigq review`:
+  everywhere, or in the query's category): what a product owner rejected becomes a negative.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from core.lists import as_list
 from core.metrics import text_embedding
 from models.generator import candidates
 
-COMPONENTS = ("relevance", "diversity", "coverage", "novelty", "format", "popularity", "ctr")
+COMPONENTS = ("relevance", "diversity", "coverage", "novelty", "format", "popularity", "ctr", "flagged")
 
 
 def completion_text(completion) -> str:
@@ -56,6 +58,8 @@ class RewardContext:
     text_weight: float = 0.1
     # query -> log1p(30-day searches) / log1p(the most searched query's), as of the training cut-off
     query_popularity: Mapping[str, float] | None = None
+    # (query, category) -> True when a reviewer flagged it (serving.review.Blocked)
+    flagged: Callable[[str, str | None], bool] | None = None
 
     def parse(self, completion) -> list[str]:
         return [q for q in candidates(completion_text(completion)) if self.is_valid(q)][: self.k]
@@ -158,6 +162,14 @@ def make_rewards(rc: RewardContext) -> dict[str, Callable]:
         probs = rc.ctr_scorer.score_users(contexts, cands, positions)  # one forward pass
         return [float(np.dot(p, disc[: len(p)])) for p in probs]
 
+    def flagged(prompts, completions, **kwargs) -> list[float]:
+        if rc.flagged is None:
+            return [0.0] * len(completions)
+        return [
+            -float(sum(disc[i] for i, q in enumerate(rc.parse(comp)) if rc.flagged(q, rc.category_of(q))))
+            for comp in completions
+        ]
+
     return {
         "relevance": relevance,
         "diversity": diversity,
@@ -166,6 +178,7 @@ def make_rewards(rc: RewardContext) -> dict[str, Callable]:
         "format": format_,
         "popularity": popularity,
         "ctr": ctr,
+        "flagged": flagged,
     }
 
 

@@ -30,6 +30,7 @@ from pipelines.feature_tables import query_stats_at
 from pipelines.generator_policy import catalogue_validator
 from pipelines.rewards import RewardContext, make_rewards, total_reward
 from pipelines.train_sft import TrainSFTConfig, load_samples, trl_arguments
+from serving.review import Blocked, ReviewStore
 
 LIST_COMPONENTS = ("diversity", "coverage", "novelty", "format")
 
@@ -65,6 +66,9 @@ class TrainGRPOConfig:
         "search counts; counters the drift to rare variants users never type)",
     )
     w_ctr: float = option(2.0, "weight of the CTR-model reward (0: no CTR model needed)")
+    w_flagged: float = option(
+        4.0, "weight of the reviewer-flag penalty (`aigq review`; active only when a flag exists)"
+    )
     trl: dict = option(
         {},
         "TRL GRPOConfig fields, any of them, over the defaults "
@@ -95,6 +99,7 @@ class TrainGRPOConfig:
             "format": self.w_format,
             "popularity": self.w_popularity,
             "ctr": self.w_ctr,
+            "flagged": self.w_flagged,
         }
 
 
@@ -146,6 +151,7 @@ def reward_context(
         if with_query_stats:
             feats = query_stats_at(home / "features" / "query_stats.parquet", stats_cutoff)
     popularity = query_popularity(home, stats_cutoff) if with_popularity else None
+    blocked = reviewer_flags()
     return RewardContext(
         category_of=lambda q: vocab.get(q) or longest_named(q, ptypes),
         is_valid=catalogue_validator(queries),
@@ -153,7 +159,17 @@ def reward_context(
         ctr_scorer=scorer,
         query_features=feats,
         query_popularity=popularity,
+        flagged=blocked if len(blocked) else None,
     )
+
+
+def reviewer_flags() -> Blocked:
+    """What reviewers flagged so far (`aigq review`), read once per training run."""
+    store = ReviewStore()
+    try:
+        return store.blocked()
+    finally:
+        store.close()
 
 
 def heldout_prompts(home: Path, cfg: TrainGRPOConfig) -> pd.DataFrame:
@@ -201,12 +217,13 @@ def main(cfg: TrainGRPOConfig, samples: pd.DataFrame | None = None) -> dict:
     if cfg.adapter not in ("full", "lora"):
         raise AigqError(f"adapter {cfg.adapter!r}: expected full or lora")
     weights = cfg.weights()
-    active = {n: w for n, w in weights.items() if w}
-    rewards = make_rewards(
-        reward_context(
-            home, with_ctr=bool(cfg.w_ctr), with_popularity=bool(cfg.w_popularity), stats_cutoff=training_cutoff(home)
-        )
+    context = reward_context(
+        home, with_ctr=bool(cfg.w_ctr), with_popularity=bool(cfg.w_popularity), stats_cutoff=training_cutoff(home)
     )
+    if context.flagged is None:  # no reviewer has flagged anything: a constant reward teaches nothing
+        weights["flagged"] = 0.0
+    active = {n: w for n, w in weights.items() if w}
+    rewards = make_rewards(context)
     funcs = [rewards[n] for n in active]
     if samples is None:
         samples = load_samples(TrainSFTConfig(seed=cfg.seed))

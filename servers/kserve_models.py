@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.catalogue import QueryCatalogue
 from core.config import aigq_home
 from models.direct import DirectBatch, newest_direct_model
-from serving.config import ServingConfig
+from serving.config import from_env as serving_config
 from serving.contract import RequestError, decode_json, parse_request
 from serving.hintq import HintQ
 from serving.ranking import load_scorer
@@ -278,7 +278,9 @@ class HintQTransformer(kserve.Model):
 
     def load(self) -> bool:
         remote = bool(self.predictor_config and self.predictor_config.predictor_host)
-        self.core = HintQ(ServingConfig(store=self.store, server="kserve"), scorer=RemoteMarker() if remote else None)
+        cfg = serving_config("kserve")
+        cfg.store = self.store or cfg.store
+        self.core = HintQ(cfg, scorer=RemoteMarker() if remote else None)
         self.remote = remote
         self.ready = True
         return True

@@ -67,14 +67,22 @@ def server_env() -> dict:
 
 
 def spawn(
-    server: str, port: int, home: Path, timeout: float = 240.0, store: str = "sqlite", env: dict | None = None
+    server: str,
+    port: int,
+    home: Path,
+    timeout: float = 240.0,
+    store: str = "sqlite",
+    env: dict | None = None,
+    overrides: tuple[str, ...] = (),
 ) -> subprocess.Popen:
-    """`aigq serve SERVER --port PORT --store STORE` in the background (its own process group)
-    once it says it is ready; for tests and benchmarks. Stop it with `stop_spawned`."""
+    """`aigq serve SERVER --port PORT --store STORE [--set KEY=VALUE ...]` in the background (its
+    own process group) once it says it is ready; for tests and benchmarks. Stop it with
+    `stop_spawned`."""
 
     aigq = str(Path(sys.executable).with_name("aigq"))
+    sets = [arg for kv in overrides for arg in ("--set", kv)]
     proc = subprocess.Popen(
-        [aigq, "serve", server, "--port", str(port), "--store", store],
+        [aigq, "serve", server, "--port", str(port), "--store", store, *sets],
         env={**os.environ, **(env or {}), "AIGQ_HOME": str(home)},
         start_new_session=True,
         stdout=subprocess.PIPE,

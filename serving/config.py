@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+from dataclasses import asdict, dataclass, fields
 
 from core.config import option
+from core.errors import AigqError
+
+# `aigq serve --config/--set` hands the whole ServingConfig to every server process it starts
+# (BentoML's workers, KServe's transformer) through this variable, the same way to each
+CONFIG_ENV = "AIGQ_SERVING_CONFIG"
 
 
 @dataclass
@@ -46,4 +53,26 @@ class ServingConfig:
         "", "serving log SQLAlchemy URL (default $AIGQ_SERVING_LOG_URL or SQLite under $AIGQ_HOME/serving)"
     )
     log: bool = option(True, "log every answer")
+    review_url: str = option(
+        "", "reviewers' flags SQLAlchemy URL (default $AIGQ_REVIEW_URL or SQLite under $AIGQ_HOME/review)"
+    )
+    flags_refresh_seconds: float = option(2.0, "re-read the reviewers' flags this often (a flag stops a query then)")
     server: str = option("inprocess", "name written to the log's server column")
+
+
+def to_env(cfg: ServingConfig) -> str:
+    return json.dumps(asdict(cfg))
+
+
+def from_env(server: str) -> ServingConfig:
+    """The ServingConfig `aigq serve` handed down ($AIGQ_SERVING_CONFIG), else the defaults with
+    $AIGQ_FEATURE_STORE; `server` names the process in the serving log."""
+    raw = os.environ.get(CONFIG_ENV)
+    if not raw:
+        return ServingConfig(store=os.environ.get("AIGQ_FEATURE_STORE", "sqlite"), server=server)
+    try:
+        values = json.loads(raw)
+        known = {f.name for f in fields(ServingConfig)}
+        return ServingConfig(**{k: v for k, v in values.items() if k in known and k != "server"}, server=server)
+    except (ValueError, TypeError) as e:
+        raise AigqError(f"${CONFIG_ENV}: not a ServingConfig ({e})") from None

@@ -3,7 +3,7 @@
     request (user id, k, optional context)
       -> Feast online features (`hintq_online_v2`: user context + the nearline Direct list)
       -> Think candidates for the user's triggers (`think_candidates_v1`)
-      -> merge: dedupe, drop already-searched, blocklisted and malformed queries
+      -> merge: dedupe, drop already-searched, blocklisted, malformed and reviewer-flagged queries
       -> CTR scores of every candidate in one batch, with a query-popularity prior
       -> diversity-aware re-rank (slots per interest category, or MMR over categories and domains)
       -> top K, each with its source (direct | think | fallback) and score
@@ -38,6 +38,7 @@ from serving.config import ServingConfig
 from serving.contract import HintQRequest, parse_request
 from serving.log import ServingLog
 from serving.ranking import load_scorer, rerank, with_popularity_prior
+from serving.review import FlagWatcher
 from serving.store import open_online_store
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class HintQ:
         self.think_service = self.store.get_feature_service(THINK_SERVICE)
         self.query_refs = [f"query_stats:{f.name}" for f in self.store.get_feature_view("query_stats").features]
         self.log = ServingLog(self.cfg.log_url or None) if self.cfg.log else None
+        self.flags = FlagWatcher(self.cfg.review_url or None, self.cfg.flags_refresh_seconds)
         self.versions = {"ctr": getattr(self.scorer, "version", "remote"), "feature_service": HINTQ_SERVICE}
 
     # ---- lookups -------------------------------------------------------------------------
@@ -187,9 +189,10 @@ class HintQ:
         except Exception as e:  # noqa: BLE001
             log.warning("query features unavailable: %s", e)
             qfeats, partial = {}, partial or f"query features unavailable: {type(e).__name__}"
+        categories = [qfeats.get(q, {}).get("query_category_id") or self.catalogue.category(q) for q in candidates]
+        candidates, sources, categories = self.unflagged(candidates, sources, categories)
         user_row = {k: v for k, v in user.items() if k not in ("direct_queries", "direct_model_version")}
         rows = [{**user_row, **qfeats.get(q, {}), "query": q, "position": 0} for q in candidates]
-        categories = [qfeats.get(q, {}).get("query_category_id") or self.catalogue.category(q) for q in candidates]
         prior = [1.0 / (1 + i) for i in range(len(candidates))]
         interests = list(zip(user.get("top_categories_30d") or [], user.get("top_category_weights_30d") or []))
         return Prepared(
@@ -288,26 +291,37 @@ class HintQ:
             + list(user.get("recent_queries") or [])
         )
         cats = list(dict.fromkeys(user.get("recent_click_categories") or []))[:2]
-        out = list(dict.fromkeys(q for q in queries if isinstance(q, str)))[
-            : max(self.cfg.think_triggers - len(cats), 1)
-        ]
+        # only text that names something the shop sells is a trigger: an injected "buy now" or
+        # "ignore previous instructions" must not take a slot from the user's real searches
+        shopping = (q for q in queries if isinstance(q, str) and self.catalogue.is_valid(q))
+        out = list(dict.fromkeys(shopping))[: max(self.cfg.think_triggers - len(cats), 1)]
         return (out + [CATEGORY_PREFIX + c for c in cats])[: self.cfg.think_triggers]
 
     def merge(self, lists: Mapping[str, Sequence[str]], searched: set[str]) -> tuple[list[str], list[str]]:
         return merge_candidates(lists, searched, self.allow, self.cfg.per_source)
+
+    def unflagged(self, candidates: list[str], sources: list[str], categories: list) -> tuple[list, list, list]:
+        """The candidates no reviewer has flagged (everywhere, or in the candidate's category)."""
+        blocked = self.flags.blocked
+        if not len(blocked):
+            return candidates, sources, categories
+        keep = [i for i, (q, c) in enumerate(zip(candidates, categories)) if not blocked(q, c)]
+        return [candidates[i] for i in keep], [sources[i] for i in keep], [categories[i] for i in keep]
 
     def _popular(self, request, request_id, started, versions, reason) -> Prepared:
         """The context-popular list (the request's categories first, then the global list)."""
         cats = list(request.context.get("categories", []))
         searched = set(request.context.get("session_queries", []))
         candidates, sources = self.merge({"fallback": self.popular.for_categories(cats, 2 * request.k)}, searched)
+        categories = [self.catalogue.category(q) for q in candidates]
+        candidates, sources, categories = self.unflagged(candidates, sources, categories)
         # the context's categories come first: keep that order (scores fall with the rank)
         prior = [1.0 / (1 + i) for i in range(len(candidates))]
-        categories = [self.catalogue.category(q) for q in candidates]
         return Prepared(
             request, request_id, started, candidates, sources, categories, [], prior, versions, degraded_reason=reason
         )
 
     def close(self) -> None:
+        self.flags.close()
         if self.log is not None:
             self.log.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import threading
 import time
@@ -22,6 +21,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from core import sql
 from core.config import aigq_home
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,7 @@ COLUMNS = tuple(c.name for c in served_lists.columns)
 
 def default_url() -> str:
     """$AIGQ_SERVING_LOG_URL, else SQLite under $AIGQ_HOME/serving/."""
-    url = os.environ.get("AIGQ_SERVING_LOG_URL")
-    if url:
-        return url
-    path = aigq_home() / "serving" / "log.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+    return sql.url_from_env("AIGQ_SERVING_LOG_URL", aigq_home() / "serving" / "log.db")
 
 
 def utf8_json(value) -> str:
@@ -65,16 +60,7 @@ def utf8_json(value) -> str:
 
 
 def make_engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(url, pool_pre_ping=True, json_serializer=utf8_json)
-    if engine.dialect.name == "sqlite":
-
-        @sa.event.listens_for(engine, "connect")
-        def _wal(dbapi_conn, _):  # concurrent readers while the server writes
-            dbapi_conn.execute("PRAGMA journal_mode=WAL")
-            dbapi_conn.execute("PRAGMA busy_timeout=5000")
-
-    metadata.create_all(engine)
-    return engine
+    return sql.make_engine(url, metadata, json_serializer=utf8_json)
 
 
 class ServingLog:
@@ -167,6 +153,19 @@ def read_log(url: str | None = None, since: datetime | None = None) -> pd.DataFr
     try:
         with engine.connect() as conn:
             return pd.DataFrame(conn.execute(query).mappings().all(), columns=list(COLUMNS))
+    finally:
+        engine.dispose()
+
+
+def served_list(url: str, request_id: str) -> dict | None:
+    """One served list by its request id (JSON columns decoded), or None."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(served_lists).where(served_lists.c.request_id == request_id)).mappings().first()
+            )
+        return dict(row) if row is not None else None
     finally:
         engine.dispose()
 

@@ -4,6 +4,7 @@ everything with an error naming the child."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from servers.launch import restart_delay
+from servers.launch import restart_delay, spawn, stop_spawned
 
 from tests.integration.servers import free_port
 
@@ -149,3 +150,50 @@ def test_a_child_that_dies_at_start_up_is_quoted_in_the_error(supervised, tmp_pa
     # its own error line (not its last line, "bye"), naming the file at fault
     assert f"before it was ready: toy: error: {tmp_path / 'broken'}: not a model (command: " in error[-1]
     assert "loading the model ..." in "".join(launcher.said)  # the child's stderr is passed on
+
+
+def test_serve_hands_config_overrides_to_every_server_process(served_home, tmp_path):
+    """`aigq serve ... --set key=value` reaches BentoML's and KServe's HintQ the same way: both
+    answer as the in-process path with the same settings, and unlike the defaults."""
+    import shutil
+
+    from serving.config import ServingConfig
+    from serving.hintq import HintQ
+
+    from tests.integration.servers import HINTQ_PATHS, answer_of, hintq_body, known_users, post
+
+    home = tmp_path / "home"
+    shutil.copytree(served_home["home"], home)
+    overrides = ("rerank=mmr", "mmr_lambda=0.3", "popularity_weight=0.0")
+    users = known_users(home, 4)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIGQ_HOME", str(home))
+        tuned = HintQ(ServingConfig(rerank="mmr", mmr_lambda=0.3, popularity_weight=0.0, log=False))
+        default = HintQ(ServingConfig(log=False))
+        expected = {u: [s["query"] for s in tuned.recommend({"user_id": u})["suggestions"]] for u in users}
+        defaults = {u: [s["query"] for s in default.recommend({"user_id": u})["suggestions"]] for u in users}
+        tuned.close()
+        default.close()
+    assert expected != defaults  # the knobs matter for these users
+    for server in ("bento", "kserve"):
+        proc = spawn(server, port := free_port(), home, overrides=overrides)
+        try:
+            for user in users:
+                status, body = post(
+                    f"http://127.0.0.1:{port}{HINTQ_PATHS[server]}", hintq_body(server, {"user_id": user})
+                )
+                assert status == 200
+                assert [s["query"] for s in answer_of(body)["suggestions"]] == expected[user], (server, user)
+        finally:
+            stop_spawned(proc)
+
+
+def test_serve_refuses_an_unknown_config_key_before_starting_anything(tmp_path):
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("aigq")), "serve", "bento", "--set", "rerank_mode=fast"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "AIGQ_HOME": str(tmp_path)},
+    )
+    assert out.returncode == 2 and "rerank_mode" in out.stderr

@@ -88,3 +88,42 @@ def test_bad_group_size_is_named(direct_home, monkeypatch):
     monkeypatch.setenv("AIGQ_HOME", str(direct_home["home"]))
     with pytest.raises(AigqError, match="must be a multiple of trl.num_generations"):
         train_grpo.main(train_grpo.TrainGRPOConfig(trl={"per_device_train_batch_size": 10, "num_generations": 4}))
+
+
+def test_reviewer_flags_become_an_il_grpo_negative(direct_home, tmp_path, monkeypatch):
+    """The loop's last step: a query flagged through the review store is penalised by the next
+    IL-GRPO run (the `flagged` reward is active and logged) and nowhere else."""
+    import shutil
+
+    from serving.review import ReviewStore
+
+    home = tmp_path / "home"
+    shutil.copytree(direct_home["home"], home)
+    monkeypatch.setenv("AIGQ_HOME", str(home))
+    assert train_grpo.reward_context(home, with_ctr=False).flagged is None  # no flags, no penalty
+    store = ReviewStore()
+    flagged = pd_top_query(home)
+    store.flag("r-test", 0, flagged, None, "direct", "offensive", "ann")
+    store.close()
+    rc = train_grpo.reward_context(home, with_ctr=False)
+    reward = make_rewards(rc)["flagged"]
+    assert reward(["p"] * 2, [f" {flagged} | tent", " tent"])[0] < 0
+    cfg = train_grpo.TrainGRPOConfig(
+        trl={"max_steps": 2, "per_device_train_batch_size": 8, "num_generations": 4, "max_completion_length": 24},
+        max_prompts=32,
+        eval_prompts=8,
+        w_ctr=0.0,
+        output_dir=str(tmp_path / "grpo"),
+    )
+    metrics = train_grpo.main(cfg)
+    assert metrics["weights"]["flagged"] == cfg.w_flagged
+    history = json.loads((tmp_path / "grpo" / "reward_history.json").read_text())
+    assert any("rewards/flagged/mean" in h for h in history)
+    assert "flagged" in metrics["heldout_reward"]["grpo"]
+
+
+def pd_top_query(home) -> str:
+    import pandas as pd
+
+    events = pd.read_parquet(home / "data" / "events.parquet", columns=["event_type", "query"])
+    return events.loc[events["event_type"] == "search", "query"].value_counts().index[0]
