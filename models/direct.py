@@ -36,6 +36,6 @@ class DirectBatch:
         self.version = self.generator.version
 
     def __call__(self, contexts: pd.DataFrame) -> pd.DataFrame:
-        prompts = [build_prompt(c, self.catalogue.name) for c in contexts.to_dict("records")]
+        prompts = [build_prompt(c, self.catalogue.name, self.catalogue.is_valid) for c in contexts.to_dict("records")]
         out = self.generator.generate(prompts)
         return pd.DataFrame({"user_id": contexts["user_id"].to_numpy(), "queries": [g.model_queries for g in out]})

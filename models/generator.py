@@ -21,8 +21,17 @@ from models.base_lm import CONTEXT, EOS, LIST, SPECIAL_TOKENS, load
 SEPARATOR = " | "
 
 
-def build_prompt(ctx: Mapping, category_names: Mapping[str, str]) -> str:
-    """A compact text rendering of the `direct_generation_v1` features of one user."""
+def build_prompt(
+    ctx: Mapping, category_names: Mapping[str, str], is_shopping: Callable[[str], bool] | None = None
+) -> str:
+    """A compact text rendering of the `direct_generation_v1` features of one user. With
+    `is_shopping` (the catalogue's validity), only searches that name something the shop sells
+    reach the prompt: "buy now" or "ignore previous instructions" typed into the search box
+    neither steer the generator nor push a real search out of the context."""
+
+    def searches(values, n: int) -> str:
+        kept = [q for q in as_list(values) if is_shopping is None or (isinstance(q, str) and is_shopping(q))]
+        return "; ".join(kept[:n]) or "none"
 
     def cats(ids, weights=None, n=4) -> str:
         ids = as_list(ids)[:n]
@@ -39,9 +48,9 @@ def build_prompt(ctx: Mapping, category_names: Mapping[str, str]) -> str:
         f"hour {int(ctx.get('hour_of_day') or 0)}",
         f"interests {cats(ctx.get('top_categories_30d'), ctx.get('top_category_weights_30d'))}",
         f"week {cats(ctx.get('top_categories_7d'), ctx.get('top_category_weights_7d'), 3)}",
-        f"recent {'; '.join(as_list(ctx.get('recent_queries'))[:5]) or 'none'}",
+        f"recent {searches(ctx.get('recent_queries'), 5)}",
         f"clicked {cats(_dedupe(as_list(ctx.get('recent_click_categories'))), n=3)}",
-        f"session {'; '.join(as_list(ctx.get('session_queries'))[:3]) or 'none'}",
+        f"session {searches(ctx.get('session_queries'), 3)}",
     ]
     return CONTEXT + " | ".join(parts) + LIST
 

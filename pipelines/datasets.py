@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import collections
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
+from core.catalogue import QueryCatalogue
 from core.config import option
 from core.lists import as_list, to_plain
 from core.window import holdout_start
@@ -170,13 +171,14 @@ def build_samples(
     cutoff = holdout_start(sessions["session_start"])
     builder = CompletionBuilder(events, sessions, queries, cutoff, cfg)
     names = dict(zip(categories["category_id"], categories["category_name"]))
+    is_shopping = QueryCatalogue(queries, categories).is_valid  # the same prompt filter as serving
     rows = []
     train = contexts[contexts["event_timestamp"] < cutoff]
     for ctx in train.to_dict("records"):
         lst = builder.completion(ctx["user_id"], ctx["session_id"], ctx["event_timestamp"], ctx)
         rows.append(
             {
-                "prompt": build_prompt(ctx, names),
+                "prompt": build_prompt(ctx, names, is_shopping),
                 "completion": format_completion(lst),
                 "context_json": context_json(ctx),
                 "queries": lst,
@@ -188,6 +190,8 @@ def build_samples(
     return pd.DataFrame(rows)
 
 
-def prompts_for(contexts: Sequence[Mapping], categories: pd.DataFrame) -> list[str]:
+def prompts_for(
+    contexts: Sequence[Mapping], categories: pd.DataFrame, is_shopping: Callable[[str], bool] | None = None
+) -> list[str]:
     names = dict(zip(categories["category_id"], categories["category_name"]))
-    return [build_prompt(c, names) for c in contexts]
+    return [build_prompt(c, names, is_shopping) for c in contexts]

@@ -181,8 +181,9 @@ def heldout_prompts(home: Path, cfg: TrainGRPOConfig) -> pd.DataFrame:
     held = held.sample(min(cfg.eval_prompts, len(held)), random_state=cfg.seed)
     records = held.to_dict("records")
     categories = pd.read_parquet(home / "data" / "categories.parquet")
+    is_shopping = catalogue_validator(pd.read_parquet(home / "data" / "queries.parquet"))
     return pd.DataFrame(
-        {"prompt": prompts_for(records, categories), "context_json": [context_json(r) for r in records]}
+        {"prompt": prompts_for(records, categories, is_shopping), "context_json": [context_json(r) for r in records]}
     )
 
 

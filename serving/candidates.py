@@ -92,7 +92,7 @@ def local_direct(model_dir: str, catalogue) -> tuple[Callable[[Mapping], list[st
     generator = DirectGenerator(model_dir, is_valid=catalogue.is_valid)
 
     def generate(user: Mapping) -> list[str]:
-        out = generator.generate([build_prompt(user, catalogue.name)])[0]
+        out = generator.generate([build_prompt(user, catalogue.name, catalogue.is_valid)])[0]
         return out.model_queries
 
     return generate, generator.version

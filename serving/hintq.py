@@ -154,8 +154,10 @@ class HintQ:
         if not known:
             return self._popular(request, request_id, started, versions, "")
         # what the user just searched is not suggested again (older searches may come back)
+        # counted over shopping searches only: planted text must not free a slot for a real one
+        recent = [q for q in user.get("recent_queries") or [] if isinstance(q, str) and self.catalogue.is_valid(q)]
         searched = (
-            set((user.get("recent_queries") or [])[: self.cfg.drop_recent_searches])
+            set(recent[: self.cfg.drop_recent_searches])
             | set(user.get("session_queries") or [])
             | set(request.context.get("session_queries", []))
         )

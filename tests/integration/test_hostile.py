@@ -265,6 +265,8 @@ def test_blocklisted_text_planted_in_model_output_never_reaches_an_http_answer_o
     banned = load_blocklist()[0]
     planted = [f"cheap {banned} deals", "line\nbreak query", "x" * 500]
     user = known_user(server_home)
+    # the trigger must name something the shop sells (other session text is no Think trigger)
+    trigger = pd.read_parquet(server_home / "data" / "queries.parquet")["query"].iloc[-1]
     fs = feature_store.open_store("sqlite")
     now = pd.Timestamp.now(tz="UTC")
     fs.push(
@@ -283,7 +285,7 @@ def test_blocklisted_text_planted_in_model_output_never_reaches_an_http_answer_o
         "think_mappings_push",
         pd.DataFrame(
             {
-                "trigger": ["planted trigger"],
+                "trigger": [trigger],
                 "think_queries": [planted[1:] + [f"{banned}"]],
                 "think_rationale": ["planted"],
                 "think_model_version": ["planted-think"],
@@ -292,7 +294,7 @@ def test_blocklisted_text_planted_in_model_output_never_reaches_an_http_answer_o
         ),
         to=PushMode.ONLINE,
     )
-    request_body = {"user_id": user, "k": 20, "context": {"session_queries": ["planted trigger"]}}
+    request_body = {"user_id": user, "k": 20, "context": {"session_queries": [trigger]}}
     status, body = post(srv.url(HINTQ_PATHS[server]), hintq_body(server, request_body))
     assert status == 200
     answer = answer_of(body)
