@@ -20,7 +20,7 @@ from serving.config import ServingConfig
 from serving.hintq import HintQ
 
 # (base LM steps, IL-SFT steps) that `aigq demo` trains for, per profile
-TRAIN_STEPS = {"tiny": (40, 30), "demo": (600, 400), "large": (800, 800)}
+TRAIN_STEPS = {"tiny": (40, 30), "demo": (600, 1000), "large": (800, 1200)}
 THINK = {
     "tiny": ["trl.max_steps=20", "max_triggers=100", "min_support=2", "max_new_tokens=48"],
     "demo": [],

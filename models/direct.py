@@ -31,7 +31,10 @@ class DirectBatch:
     def __init__(self, model_dir: Path, batch_size: int, seed: int = 0):
         self.catalogue = QueryCatalogue.load(aigq_home() / "data")
         self.generator = DirectGenerator(
-            model_dir, GenerationConfig(batch_size=batch_size, seed=seed), is_valid=self.catalogue.is_valid
+            model_dir,
+            GenerationConfig(batch_size=batch_size, seed=seed),
+            is_valid=self.catalogue.is_valid,
+            vocabulary=sorted(self.catalogue.vocabulary),
         )
         self.version = self.generator.version
 

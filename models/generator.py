@@ -17,6 +17,7 @@ from pathlib import Path
 from core.lists import as_list
 from core.text import valid_query
 from models.base_lm import CONTEXT, EOS, LIST, SPECIAL_TOKENS, load
+from models.grammar import ListState, QueryGrammar, mask_logits, separator_id
 
 SEPARATOR = " | "
 
@@ -100,6 +101,16 @@ def parse_list(
     return out[:k]
 
 
+def vote(lists: Sequence[Sequence[str]]) -> list[str]:
+    """One ranked list from several: each list credits its query at rank r with 1 / (r + 1);
+    ties keep the order of first appearance."""
+    score: dict[str, float] = {}
+    for ranked in lists:
+        for r, q in enumerate(ranked):
+            score[q] = score.get(q, 0.0) + 1.0 / (r + 1)
+    return sorted(score, key=lambda q: -score[q])  # stable: first appearance breaks ties
+
+
 def complete_list(parsed: Sequence[str], fallback: Sequence[str], k: int) -> tuple[list[str], list[str]]:
     """Exactly k distinct queries: the parsed ones, then the fallback's; sources say which."""
     queries, sources = list(parsed[:k]), ["model"] * min(len(parsed), k)
@@ -117,11 +128,18 @@ class GenerationConfig:
     k: int = 8
     max_new_tokens: int = 72
     do_sample: bool = True
-    temperature: float = 0.7
+    # low: a list of the model's likeliest queries (with the grammar no repeats or loops follow);
+    # measured in benchmarks/bench_decoding.py
+    temperature: float = 0.3
     top_p: float = 0.95
     repetition_penalty: float = 1.05
     batch_size: int = 32
     seed: int = 0
+    # completions sampled per prompt; with more than one, their queries vote (rank-discounted)
+    # into one list: the model's consensus rather than one draw, and fewer shortfalls
+    num_samples: int = 1
+    # with a vocabulary given, the list may only spell its queries, each once, exactly k of them
+    constrained: bool = True
 
 
 @dataclass
@@ -175,6 +193,7 @@ class DirectGenerator:
         config: GenerationConfig | None = None,
         is_valid: Callable[[str], bool] | None = None,
         blocklist: Sequence[str] = (),
+        vocabulary: Sequence[str] = (),
     ):
 
         self.model_dir = Path(model_dir)
@@ -182,6 +201,10 @@ class DirectGenerator:
         self.config = config or GenerationConfig()
         self.is_valid, self.blocklist = is_valid, tuple(blocklist)
         self.version = model_version(self.model_dir)
+        # constrained when asked and possible (a tokenizer that splits the separator cannot be)
+        allowed = [q for q in vocabulary if not any(b in q for b in self.blocklist)]
+        possible = allowed and self.config.constrained and separator_id(self.tokenizer) is not None
+        self.grammar = QueryGrammar(self.tokenizer, allowed) if possible else None
 
     def generate_texts(
         self, prompts: Sequence[str], use_cache: bool = True, batch_size: int | None = None
@@ -239,6 +262,7 @@ class DirectGenerator:
         seen = ids.masked_fill(mask == 0, vocab)  # left padding is not penalised (as in transformers)
         position = position[:, -1:] + 1
         done = torch.zeros(ids.shape[0], dtype=torch.bool)
+        states = [ListState() for _ in range(ids.shape[0])] if self.grammar else None
         steps = []
         for _ in range(cfg.max_new_tokens):
             logits = logits.float()
@@ -248,12 +272,17 @@ class DirectGenerator:
                 logits = padded.scatter(
                     1, seen, torch.where(prev < 0, prev * cfg.repetition_penalty, prev / cfg.repetition_penalty)
                 )[:, :vocab]
+            if states is not None:
+                logits = mask_logits(logits, states, self.grammar, cfg.k)
             if cfg.do_sample:
                 token = sample_nucleus(logits / cfg.temperature, cfg.top_p)
             else:
                 token = logits.argmax(-1)
             token = torch.where(done, torch.full_like(token, pad), token)
             steps.append(token)
+            if states is not None:
+                for state, t in zip(states, token.tolist()):
+                    state.advance(self.grammar, t)
             done |= token == eos
             if bool(done.all()):
                 break
@@ -276,11 +305,14 @@ class DirectGenerator:
         use_cache: bool = True,
         batch_size: int | None = None,
     ) -> list[GeneratedList]:
-        texts = self.generate_texts(prompts, use_cache=use_cache, batch_size=batch_size)
+        n = max(1, self.config.num_samples)
+        texts = self.generate_texts([p for p in prompts for _ in range(n)], use_cache=use_cache, batch_size=batch_size)
         k = self.config.k
         lists = []
-        for i, text in enumerate(texts):
-            usable = parse_list(text, len(text), self.is_valid, self.blocklist)
+        for i in range(len(prompts)):
+            drawn = texts[i * n : (i + 1) * n]
+            usable = vote([parse_list(t, len(t), self.is_valid, self.blocklist) for t in drawn])
+            found = {q for t in drawn for q in candidates(t)}
             queries, sources = complete_list(usable[:k], fallbacks[i] if fallbacks else (), k)
-            lists.append(GeneratedList(queries, sources, min(len(usable), k), len(candidates(text)), len(usable), text))
+            lists.append(GeneratedList(queries, sources, min(len(usable), k), len(found), len(usable), drawn[0]))
         return lists

@@ -79,7 +79,9 @@ def generator_policies(cfg: EvaluateConfig, ctx: EvalContext) -> list[Policy]:
     return [
         GeneratorPolicy(
             n,
-            DirectGenerator(aigq_home() / "models" / n, is_valid=catalogue_validator(queries)),
+            DirectGenerator(
+                aigq_home() / "models" / n, is_valid=catalogue_validator(queries), vocabulary=list(queries["query"])
+            ),
             contexts,
             categories,
             fallback,
@@ -103,7 +105,7 @@ def served_policies(cfg: EvaluateConfig, ctx: EvalContext) -> list[Policy]:
         direct_dir = newest_direct_model()
         direct = GeneratorPolicy(
             f"{direct_dir.name}@hybrid",
-            DirectGenerator(direct_dir, is_valid=catalogue.is_valid),
+            DirectGenerator(direct_dir, is_valid=catalogue.is_valid, vocabulary=sorted(catalogue.vocabulary)),
             feast_contexts(open_store(cfg.store), HINTQ_SERVICE),
             pd.read_parquet(home / "data" / "categories.parquet"),
             fallback,

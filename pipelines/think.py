@@ -310,7 +310,9 @@ def main(cfg: ThinkConfig) -> dict:
 
     generator = DirectGenerator(
         out,
-        GenerationConfig(k=cfg.k, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size, seed=cfg.seed),
+        GenerationConfig(
+            k=cfg.k, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size, seed=cfg.seed, temperature=0.7
+        ),
         is_valid=catalogue.is_valid,
     )
     popular = category_popular(events, cfg.k)

@@ -89,7 +89,7 @@ def merge_candidates(
 def local_direct(model_dir: str, catalogue) -> tuple[Callable[[Mapping], list[str]], str]:
     """(user features -> the model's queries, version) for an in-process Direct model."""
 
-    generator = DirectGenerator(model_dir, is_valid=catalogue.is_valid)
+    generator = DirectGenerator(model_dir, is_valid=catalogue.is_valid, vocabulary=sorted(catalogue.vocabulary))
 
     def generate(user: Mapping) -> list[str]:
         out = generator.generate([build_prompt(user, catalogue.name, catalogue.is_valid)])[0]

@@ -124,3 +124,22 @@ def test_nucleus_sampling_keeps_to_the_nucleus():
     assert abs(share - 0.6 / 0.9) < 0.03  # renormalised within the nucleus
     assert set(sample_nucleus(logits[:500], top_p=1.0).tolist()) == {0, 1, 2, 3}
     assert set(sample_nucleus(logits[:50], top_p=0.5).tolist()) == {0}
+
+
+def test_constrained_lists_are_k_distinct_vocabulary_queries_and_batch_like_one_at_a_time(trained):
+    """With the vocabulary as its grammar the model writes every list in full: k distinct queries
+    it is allowed to serve (never a blocked one), no fallback; the grammar's per-row state keeps
+    batched greedy decoding equal to one prompt at a time."""
+    home = trained["home"]
+    vocabulary = list(pd.read_parquet(home / "data" / "queries.parquet")["query"])
+    ctx = pd.read_parquet(home / "frames" / "sft_contexts.parquet").tail(12).to_dict("records")
+    prompts = prompts_for(ctx, pd.read_parquet(home / "data" / "categories.parquet"))
+    gen = DirectGenerator(trained["sft_dir"], GenerationConfig(k=6), blocklist=["dress"], vocabulary=vocabulary)
+    assert gen.grammar is not None
+    for out in gen.generate(prompts, [["fallback"] * 6] * len(prompts)):
+        assert out.sources == ["model"] * 6 and len(set(out.queries)) == 6, out.raw
+        assert set(out.queries) <= set(vocabulary) and not any("dress" in q for q in out.queries)
+    greedy = DirectGenerator(trained["sft_dir"], GenerationConfig(k=6, do_sample=False), vocabulary=vocabulary)
+    strip = lambda t: t.split(base_lm.EOS)[0]  # noqa: E731
+    batched = [strip(t) for t in greedy.generate_texts(prompts, batch_size=12)]
+    assert batched == [strip(greedy.generate_texts([p], batch_size=1)[0]) for p in prompts]
