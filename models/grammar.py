@@ -26,10 +26,10 @@ class QueryGrammar:
     """A token-level prefix tree of the queries a list may hold."""
 
     def __init__(self, tokenizer, queries: Sequence[str]):
-        sep = tokenizer.encode(SEPARATOR_TEXT, add_special_tokens=False)
-        if len(sep) != 1:
-            raise ValueError(f"the list separator {SEPARATOR_TEXT!r} is not one token of this tokenizer: {sep}")
-        self.separator, self.eos = sep[0], tokenizer.eos_token_id
+        sep = separator_id(tokenizer)
+        if sep is None:
+            raise ValueError(f"the list separator {SEPARATOR_TEXT!r} is not one token of this tokenizer")
+        self.separator, self.eos = sep, tokenizer.eos_token_id
         self.children: list[dict[int, int]] = [{}]
         self.terminal: list[bool] = [False]
         self.parent: list[int] = [0]
