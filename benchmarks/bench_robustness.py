@@ -79,7 +79,7 @@ def main() -> None:
     if model is None:
         raise SystemExit(f"{home / 'models'}: no Direct model; run `make demo` first")
     hintq = InjectedHintQ(ServingConfig(log=False))
-    hintq.direct_fn, hintq.direct_version = local_direct(str(model), hintq.catalogue)
+    hintq.direct_fn, hintq.direct_version = local_direct(str(model))
     shopping_words = {w for q in hintq.catalogue.vocabulary for w in q.split()}
     sessions = pd.read_parquet(home / "data" / "sessions.parquet")
     users = list(sessions["user_id"].value_counts().index[: args.users])

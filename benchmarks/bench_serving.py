@@ -4,7 +4,8 @@ and KServe at concurrency 1 and 16 (p50/p99, requests/s).
     python benchmarks/bench_serving.py [--requests 400] [--store sqlite]
 
 Needs a home where `aigq demo` (or simulate, features, train ctr/sft, think, nearline) has run.
-Targets (issue 6): in-process p99 <= 10 ms; HTTP p99 <= 25 ms at concurrency 1.
+Targets (issue 22): in-process p99 <= 5 ms; HTTP p99 <= 10 ms at concurrency 1. `srv CPU ms` is
+the CPU time of the server's whole process tree per request (psutil).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def users(home: Path, n: int, seed: int = 0) -> list[str]:
@@ -64,8 +66,9 @@ def bench_inprocess(store: str, ids: list[str]) -> dict:
     return out
 
 
-def bench_http(name: str, url: str, make_body, ids: list[str], concurrency: int) -> dict:
+def bench_http(name: str, url: str, make_body, ids: list[str], concurrency: int, server_pid: int) -> dict:
     import httpx
+    from load import tree_cpu_seconds
 
     local = threading.local()
 
@@ -79,11 +82,14 @@ def bench_http(name: str, url: str, make_body, ids: list[str], concurrency: int)
 
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(call, ids[:50]))  # warm-up
+        cpu0 = tree_cpu_seconds(server_pid)
         t0 = time.perf_counter()
         results = list(pool.map(call, ids))
         seconds = time.perf_counter() - t0
+        cpu = tree_cpu_seconds(server_pid) - cpu0
     errors = sum(code != 200 for _, code in results)
-    return summary(f"{name} c={concurrency}", [ms for ms, _ in results], seconds, errors)
+    out = summary(f"{name} c={concurrency}", [ms for ms, _ in results], seconds, errors)
+    return {**out, "server_cpu_ms": 1000 * cpu / len(ids)}
 
 
 def main() -> None:
@@ -112,6 +118,7 @@ def main() -> None:
                     lambda u: {"user_id": u, "k": 8},
                     ids,
                     c,
+                    proc.pid,
                 )
             )
     finally:
@@ -126,15 +133,18 @@ def main() -> None:
                     lambda u: {"instances": [{"user_id": u, "k": 8}]},
                     ids,
                     c,
+                    proc.pid,
                 )
             )
     finally:
         stop_spawned(proc)
     print(f"\nHintQ online path, {args.requests} requests each (5% unknown users), store {args.store}")
-    print(f"{'setup':28s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'req/s':>8s} {'errors':>7s}")
+    head = f"{'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'req/s':>8s} {'errors':>7s} {'srv CPU ms':>10s}"
+    print(f"{'setup':28s} {head}")
     for r in rows:
         times = f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['max_ms']:8.2f}"
-        print(f"{r['setup']:28s} {times} {r['rps']:8.1f} {r['errors']:7d}")
+        cpu = f"{r['server_cpu_ms']:10.2f}" if "server_cpu_ms" in r else f"{'-':>10s}"
+        print(f"{r['setup']:28s} {times} {r['rps']:8.1f} {r['errors']:7d} {cpu}")
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,14 +55,18 @@ class Step:
     server_cpu_ms: float  # per request, the server's whole process tree
     client_cpu_ms: float  # per request, this process
 
-    def passed(self, p99_budget_ms: float) -> bool:
-        return self.errors == 0 and self.p99_ms <= p99_budget_ms
+    rejected: int = 0  # 503 answers (admission control turned the request away)
+
+    def passed(self, p99_budget_ms: float, max_degraded: float = 1.0) -> bool:
+        """Sustained: no error, p99 within budget, and (with admission control answering late
+        requests with the popular list) at most `max_degraded` of the answers degraded."""
+        return self.errors == 0 and self.p99_ms <= p99_budget_ms and self.degraded <= max_degraded * max(self.ok, 1)
 
 
 def is_degraded(body: bytes) -> bool:
     answer = json.loads(body)
     answer = answer["predictions"][0] if "predictions" in answer else answer
-    return bool(answer.get("degraded"))
+    return isinstance(answer, dict) and bool(answer.get("degraded"))
 
 
 async def fire(session, url: str, body: dict, scheduled: float, timeout_s: float, results: list) -> None:
@@ -147,6 +153,7 @@ def run_step(
     ok = sum(status == 200 for _, status, _ in results)
     sent = len(results)
     return Step(
+        rejected=sum(status == 503 for _, status, _ in results),
         rate=rate,
         sent=sent + shed,
         ok=ok,
@@ -178,10 +185,85 @@ def step_up(url: str, make_body, ids: list[str], server_pid: int, args, budget: 
             f"errors {step.errors}, degraded {step.degraded}, server CPU {step.server_cpu_ms:5.2f} ms/req",
             flush=True,
         )
-        if not step.passed(args.p99_ms):
+        if not step.passed(args.p99_ms, args.max_degraded):
             break
         rate += args.step
     return steps
+
+
+def overload(url: str, make_body, ids: list[str], server_pid: int, capacity: float, args) -> list[Step]:
+    """Steps at 1x, 2x and 4x the sustained rate: what admission control does past capacity
+    (the share answered with the degraded popular list, the 503s, the latency of the rest)."""
+    steps = []
+    for factor in (1, 2, 4):
+        step = run_step(
+            url, make_body, ids, capacity * factor, args.step_seconds, server_pid, args.timeout, args.max_in_flight
+        )
+        print(
+            f"  {factor}x = {step.rate:6.0f} req/s: answered {step.ok}/{step.sent}, degraded "
+            f"{step.degraded / max(step.ok, 1):6.1%}, 503 {step.rejected}, "
+            f"p50 {step.p50_ms:6.1f} p99 {step.p99_ms:7.1f} ms",
+            flush=True,
+        )
+        steps.append(step)
+    return steps
+
+
+def start_anchor(kind: str, port: int, store: str) -> subprocess.Popen:
+    """What the HintQ path is measured against, on the same store: Feast's own feature server
+    (`feast serve`), or the bare KServe CTR predictor. Ready when its URL answers."""
+    import urllib.request
+
+    from core.feature_store import FEATURE_REPO, prepare_environment
+    from servers.launch import server_env
+
+    if kind == "feast":
+        yaml = prepare_environment(store)
+        bin_dir = Path(sys.executable).parent
+        argv = [str(bin_dir / "feast"), "-c", str(FEATURE_REPO), "-f", str(yaml)]
+        argv += ["serve", "-h", "127.0.0.1", "-p", str(port), "--no-access-log"]
+        ready = f"http://127.0.0.1:{port}/health"
+    else:
+        argv = [sys.executable, "-m", "servers.kserve_server", "predictor", "--http_port", str(port)]
+        ready = f"http://127.0.0.1:{port}/v1/models/ctr"
+    proc = subprocess.Popen(
+        argv, env=server_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(ready, timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"{kind} anchor not ready at {ready}")
+
+
+def anchor_requests(kind: str, ids: list[str], store: str) -> tuple[str, Callable]:
+    """(path, user -> body) for an anchor: Feast's read of the user's HintQ features, or the CTR
+    rows HintQ would score for the user (built in process once, before the run)."""
+    if kind == "feast":
+        body = lambda u: {"feature_service": "hintq_online_v2", "entities": {"user_id": [u], "request_hour": [12]}}  # noqa: E731
+        return "/get-online-features", body
+    from serving.config import ServingConfig
+    from serving.hintq import HintQ
+
+    hintq = HintQ(ServingConfig(store=store, log=False, direct_model="none"))
+    rows = {}
+    for u in dict.fromkeys(ids[:300]):
+        prepared = hintq.prepare(hintq_request(u))
+        rows[u] = [{k: v for k, v in r.items() if not isinstance(v, float) or v == v} for r in prepared.rows]
+    hintq.close()
+    known = [u for u, r in rows.items() if r]
+    return "/v1/models/ctr:predict", lambda u: {"instances": rows[u] if rows.get(u) else rows[known[0]]}
+
+
+def hintq_request(user: str):
+    from serving.contract import parse_request
+
+    return parse_request({"user_id": user, "k": 8, "context": {"hour": 12}})
 
 
 def prepare_redis(home: Path) -> None:
@@ -207,6 +289,14 @@ def main() -> None:
     parser.add_argument("--max-rate", type=float, default=400.0)
     parser.add_argument("--step-seconds", type=float, default=8.0)
     parser.add_argument("--p99-ms", type=float, default=50.0, help="a step passes with p99 at or under this")
+    parser.add_argument(
+        "--max-degraded", type=float, default=0.01, help="a step passes with at most this share of degraded answers"
+    )
+    parser.add_argument(
+        "--anchors", default="", help="also load feast (feast serve) and/or ctr (the bare KServe predictor)"
+    )
+    parser.add_argument("--overload", action="store_true", help="then offer 1x, 2x and 4x the sustained rate")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="ServingConfig override")
     parser.add_argument("--timeout", type=float, default=5.0, help="per-request timeout, seconds (counts as an error)")
     parser.add_argument("--max-in-flight", type=int, default=128)
     parser.add_argument("--max-requests", type=int, default=40000, help="cap on all requests of the run")
@@ -227,7 +317,7 @@ def main() -> None:
     os.environ["AIGQ_HOME"] = str(home)
     ids = users(home, 4000)
     budget = {"requests": 0, "deadline": time.monotonic() + 60 * args.max_minutes}
-    table = []
+    table, overloads = [], []
     for store in args.stores.split(","):
         if store == "redis_postgres" and not args.skip_prepare:
             print("preparing the Redis online store ...", flush=True)
@@ -236,13 +326,29 @@ def main() -> None:
             path, make_body = SERVERS[server]
             port = args.port + (10 if server == "kserve" else 0)
             print(f"{server} on {store}:", flush=True)
-            proc = spawn(server, port, home, store=store)
+            proc = spawn(server, port, home, store=store, overrides=tuple(args.set))
+            url = f"http://127.0.0.1:{port}{path}"
             try:
-                steps = step_up(f"http://127.0.0.1:{port}{path}", make_body, ids, proc.pid, args, budget)
+                steps = step_up(url, make_body, ids, proc.pid, args, budget)
+                best = max(
+                    (s for s in steps if s.passed(args.p99_ms, args.max_degraded)), key=lambda s: s.rate, default=None
+                )
+                if args.overload and best is not None:
+                    overloads.append((server, store, overload(url, make_body, ids, proc.pid, best.rate, args)))
             finally:
                 stop_spawned(proc)
-            best = max((s for s in steps if s.passed(args.p99_ms)), key=lambda s: s.rate, default=None)
             table.append((server, store, best, steps[-1] if steps else None))
+        for anchor in [a for a in args.anchors.split(",") if a]:
+            print(f"anchor {anchor} on {store}:", flush=True)
+            path, make_body = anchor_requests(anchor, ids, store)
+            proc = start_anchor(anchor, args.port + 20, store)
+            try:
+                steps = step_up(f"http://127.0.0.1:{args.port + 20}{path}", make_body, ids, proc.pid, args, budget)
+            finally:
+                proc.kill()
+                proc.wait()
+            best = max((s for s in steps if s.passed(args.p99_ms)), key=lambda s: s.rate, default=None)
+            table.append((f"[{anchor}]", store, best, steps[-1] if steps else None))
 
     print(
         f"\nHighest sustained rate with zero errors and p99 <= {args.p99_ms:.0f} ms "
@@ -255,8 +361,8 @@ def main() -> None:
     for server, store, best, last in table:
         fail = (
             "-"
-            if last is None or last.passed(args.p99_ms)
-            else f"{last.rate:.0f} req/s: p99 {last.p99_ms:.0f} ms, {last.errors} errors"
+            if last is None or last.passed(args.p99_ms, args.max_degraded)
+            else f"{last.rate:.0f} req/s: p99 {last.p99_ms:.0f} ms, {last.errors} errors, {last.degraded} degraded"
         )
         if best is None:
             print(f"{server:7s} {store:15s} {'none':>6s}  {fail}")
@@ -265,6 +371,19 @@ def main() -> None:
             f"{server:7s} {store:15s} {best.rate:6.0f} {best.p50_ms:7.1f} {best.p99_ms:7.1f} {best.p999_ms:8.1f} "
             f"{best.degraded / max(best.ok, 1):8.1%} {best.server_cpu_ms:14.2f} {best.client_cpu_ms:17.2f}  {fail}"
         )
+
+    if overloads:
+        print("\nPast capacity (admission control): offered rate, answered, degraded share, 503s, latency")
+        print(
+            f"{'server':7s} {'store':15s} {'x':>3s} {'req/s':>6s} {'answered':>9s} {'degraded':>8s} {'503':>5s} "
+            f"{'p50 ms':>7s} {'p99 ms':>7s}"
+        )
+        for server, store, steps in overloads:
+            for factor, st in zip((1, 2, 4), steps):
+                print(
+                    f"{server:7s} {store:15s} {factor:3d} {st.rate:6.0f} {st.ok:9d} "
+                    f"{st.degraded / max(st.ok, 1):8.1%} {st.rejected:5d} {st.p50_ms:7.1f} {st.p99_ms:7.1f}"
+                )
 
 
 if __name__ == "__main__":

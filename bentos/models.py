@@ -10,6 +10,7 @@ from core.config import aigq_home
 from core.errors import AigqError
 from models.base_lm import load
 from models.direct import newest_direct_model
+from models.generator import model_version
 from serving.ranking import load_scorer
 
 
@@ -17,7 +18,7 @@ def _tag_version(model_dir: Path, weights: str) -> str:
     return f"{model_dir.name.replace('_', '-')}-{int((model_dir / weights).stat().st_mtime)}"
 
 
-def register(name: str, model_dir: Path, weights: str) -> str:
+def register(name: str, model_dir: Path, weights: str, version: str) -> str:
     import bentoml
     from bentoml.exceptions import NotFound
 
@@ -29,7 +30,7 @@ def register(name: str, model_dir: Path, weights: str) -> str:
     except NotFound:
         pass
     with bentoml.models.create(
-        tag, labels={"source": str(model_dir)}, metadata={"aigq_model_dir": str(model_dir)}
+        tag, labels={"source": str(model_dir)}, metadata={"aigq_model_dir": str(model_dir), "aigq_version": version}
     ) as model:
         shutil.copytree(model_dir, model.path, dirs_exist_ok=True)
     return tag
@@ -41,9 +42,9 @@ def register_all() -> dict[str, str]:
     before any server starts (not at the first request)."""
 
     ctr_dir, direct_dir = aigq_home() / "models" / "ctr", newest_direct_model()
-    load_scorer(str(ctr_dir))
+    ctr_version = load_scorer(str(ctr_dir)).version
     load(direct_dir)
     return {
-        "ctr": register("aigq-ctr", ctr_dir, "model.pt"),
-        "direct": register("aigq-direct", direct_dir, "config.json"),
+        "ctr": register("aigq-ctr", ctr_dir, "model.pt", ctr_version),
+        "direct": register("aigq-direct", direct_dir, "config.json", model_version(direct_dir)),
     }

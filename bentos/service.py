@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import bentoml
-import pandas as pd
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
 from models.ctr import CTRScorer as Scorer
 from models.direct import DirectBatch
+from serving.admission import Admission, arrived_at
 from serving.config import from_env as serving_config
 from serving.contract import Context, HintQRequest, HintQRequestBody, RequestError, decode_json, parse_request
 from serving.hintq import HintQ as Core
-from serving.ranking import RecordScorer
+from serving.ranking import RecordScorer, limit_torch_threads, load_scorer
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,13 @@ class HintQAnswer(BaseModel):
 
 
 # the orchestrator's client waits this long (x1.01) for a score: scoring takes milliseconds, so a
-# dead or stuck CTR worker costs one request 1 s, then HintQ's ranker circuit serves merge order
-@bentoml.service(name="aigq_ctr", traffic={"timeout": 1})
+# dead or stuck CTR worker costs the probing request 0.25 s while the ranker circuit serves merge order
+@bentoml.service(name="aigq_ctr", traffic={"timeout": 0.25})
 class CTRScorer:
     model = bentoml.models.BentoModel("aigq-ctr:latest")
 
     def __init__(self) -> None:
+        limit_torch_threads(serving_config("bentoml").torch_threads)
         self.scorer = RecordScorer(Scorer(self.model.path))
 
     @bentoml.api
@@ -79,8 +80,7 @@ class DirectGenerator:
     def generate(self, contexts: list[dict[str, Any]]) -> list[list[str]]:
         """Direct lists for user contexts (direct_generation_v1 features)."""
 
-        frame = pd.DataFrame([{"user_id": c.get("user_id", ""), **c} for c in contexts])
-        return [list(q) for q in self.batch(frame)["queries"]]
+        return self.batch.lists(contexts)
 
 
 @bentoml.service(name="aigq_hintq", traffic={"timeout": 10})
@@ -89,13 +89,17 @@ class HintQ:
     direct = bentoml.depends(DirectGenerator)
 
     def __init__(self) -> None:
-        self.core = Core(
-            serving_config("bentoml"),
-            scorer=self.score_remote,
-            direct_fn=self.generate_remote,
-            direct_version=str(bentoml.models.get("aigq-direct:latest").tag),
-        )
-        self.core.versions["ctr"] = str(bentoml.models.get("aigq-ctr:latest").tag)
+        cfg = serving_config("bentoml")
+        # scored in this process by default (one hop less per request); the aigq_ctr service
+        # for the deployments that score apart (`--set ctr_remote=true`)
+        ctr_model = bentoml.models.get("aigq-ctr:latest")
+        scorer = self.score_remote if cfg.ctr_remote else load_scorer(ctr_model.path)
+        if not cfg.ctr_remote:  # the version of the model it was registered from, not of its copy
+            scorer.version = aigq_version(ctr_model)
+        direct_model = bentoml.models.get("aigq-direct:latest")
+        self.core = Core(cfg, scorer=scorer, direct_fn=self.generate_remote, direct_version=aigq_version(direct_model))
+        # the versions the models have under $AIGQ_HOME/models, the same on every server
+        self.core.versions["ctr"] = aigq_version(ctr_model)
 
     def score_remote(self, rows: list[dict]) -> list[float]:
         return _retry_once(lambda: self.ctr.score(rows=rows))
@@ -104,15 +108,24 @@ class HintQ:
         return _retry_once(lambda: self.direct.generate([user]))[0]
 
     @bentoml.api(route="/recommend", input_spec=HintQRequestBody)
-    def recommend(self, user_id: str, k: int = 8, context: Context | None = None) -> HintQAnswer:
+    def recommend(
+        self, user_id: str, k: int = 8, context: Context | None = None, ctx: bentoml.Context = None
+    ) -> HintQAnswer:
         """Up to k pre-search query suggestions for a user, each with its score and source."""
 
-        ctx = context.model_dump(exclude_none=True, exclude_defaults=True) if context else {}
-        return HintQAnswer(**self.core.recommend(HintQRequest(user_id, k, ctx)))
+        body = context.model_dump(exclude_none=True, exclude_defaults=True) if context else {}
+        arrived = arrived_at(ctx.request.headers) if ctx is not None else None
+        return HintQAnswer(**self.core.recommend(HintQRequest(user_id, k, body), arrived=arrived))
 
     @bentoml.on_shutdown
     def close(self) -> None:
         self.core.close()
+
+
+def aigq_version(model) -> str:
+    """The version the model has under $AIGQ_HOME/models (what KServe and `aigq recommend`
+    report), recorded at registration; the BentoML tag for models registered before that."""
+    return model.info.metadata.get("aigq_version") or str(model.tag)
 
 
 class ContractFirst:
@@ -164,6 +177,8 @@ def _replay(raw: bytes, receive):
 
 
 HintQ.add_asgi_middleware(ContractFirst)
+# outermost: admission stamps the arrival before the contract reads the body
+HintQ.add_asgi_middleware(Admission, paths=("/recommend",))
 
 
 def _retry_once(call):

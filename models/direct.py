@@ -4,6 +4,7 @@ a callable over a pandas batch of user contexts (the shape Ray Data's `map_batch
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -16,9 +17,12 @@ from models.generator import DirectGenerator, GenerationConfig, build_prompt
 DIRECT_MODELS = ("direct_grpo", "direct_sft")  # serving takes whichever is newest
 
 
-def newest_direct_model() -> Path:
-    """The newest trained Direct model directory (IL-GRPO or IL-SFT)."""
+def newest_direct_model(required: bool = True) -> Path | None:
+    """The newest trained Direct model directory (IL-GRPO or IL-SFT); with `required=False`,
+    None when there is none yet."""
     found = [aigq_home() / "models" / n for n in DIRECT_MODELS if (aigq_home() / "models" / n / "config.json").exists()]
+    if not found and not required:
+        return None
     if not found:
         raise AigqError(f"no Direct model under {aigq_home() / 'models'}; run `aigq train sft` (and grpo)")
     return max(found, key=lambda p: (p / "config.json").stat().st_mtime)
@@ -39,6 +43,11 @@ class DirectBatch:
         self.version = self.generator.version
 
     def __call__(self, contexts: pd.DataFrame) -> pd.DataFrame:
-        prompts = [build_prompt(c, self.catalogue.name, self.catalogue.is_valid) for c in contexts.to_dict("records")]
-        out = self.generator.generate(prompts)
-        return pd.DataFrame({"user_id": contexts["user_id"].to_numpy(), "queries": [g.model_queries for g in out]})
+        queries = self.lists(contexts.to_dict("records"))
+        return pd.DataFrame({"user_id": contexts["user_id"].to_numpy(), "queries": queries})
+
+    def lists(self, contexts: Sequence[Mapping]) -> list[list[str]]:
+        """The Direct list of each user context (a dict of direct_generation_v1 features): what
+        the model servers and the request path call, one prompt per user whatever the batch."""
+        prompts = [build_prompt(c, self.catalogue.name, self.catalogue.is_valid) for c in contexts]
+        return [g.model_queries for g in self.generator.generate(prompts)]

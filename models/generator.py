@@ -9,6 +9,7 @@ server import here.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -164,9 +165,10 @@ class GeneratedList:
 NUCLEUS_CAP = 128  # the nucleus is looked for among the 128 likeliest tokens (a full sort costs 4 ms a step)
 
 
-def sample_nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:  # noqa: F821
+def sample_nucleus(logits: torch.Tensor, top_p: float, generators: Sequence | None = None) -> torch.Tensor:  # noqa: F821
     """One token per row from the smallest set of likeliest tokens whose probability reaches
-    top_p (nucleus sampling), by the Gumbel-max trick (multinomial is slow on CPU)."""
+    top_p (nucleus sampling), by the Gumbel-max trick (multinomial is slow on CPU). With one
+    torch.Generator per row, a row's draw does not depend on what else shares its batch."""
     import torch
 
     k = min(NUCLEUS_CAP, logits.shape[-1]) if top_p < 1.0 else logits.shape[-1]
@@ -175,8 +177,26 @@ def sample_nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:  # noqa:
         p = (top - logits.logsumexp(-1, keepdim=True)).exp()
         outside = (p.cumsum(-1) - p) >= top_p  # the mass before this token already reached top_p
         top = top.masked_fill(outside, float("-inf"))
-    gumbel = -torch.log(-torch.log(torch.rand_like(top).clamp_(1e-10, 1.0)))
+    if generators is None:
+        uniform = torch.rand_like(top)
+    else:  # noise per token id, not per rank: a near-tie ordered differently draws the same token
+        uniform = torch.stack([torch.rand(logits.shape[-1], generator=g) for g in generators]).gather(1, index)
+    gumbel = -torch.log(-torch.log(uniform.clamp_(1e-10, 1.0)))
     return index.gather(1, (top + gumbel).argmax(-1, keepdim=True)).squeeze(1)
+
+
+def row_generators(prompts: Sequence[str], seed: int, sample_ids: Sequence[int] | None = None) -> list:
+    """One random generator per row, seeded by the seed, the prompt's text and the row's sample
+    number (the samples of one prompt differ): a list depends on its prompt alone, not on its
+    batch, so every server, and the nearline job, write the same list for the same user."""
+    import torch
+
+    out = []
+    for i, p in enumerate(prompts):
+        sample = sample_ids[i] if sample_ids is not None else 0
+        digest = hashlib.blake2b(f"{seed}|{sample}|{p}".encode(), digest_size=8).digest()
+        out.append(torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1)))
+    return out
 
 
 def model_version(model_dir: Path) -> str:
@@ -207,8 +227,13 @@ class DirectGenerator:
         self.grammar = QueryGrammar(self.tokenizer, allowed) if possible else None
 
     def generate_texts(
-        self, prompts: Sequence[str], use_cache: bool = True, batch_size: int | None = None
+        self,
+        prompts: Sequence[str],
+        use_cache: bool = True,
+        batch_size: int | None = None,
+        sample_ids: Sequence[int] | None = None,
     ) -> list[str]:
+        """One completion per prompt; `sample_ids` tell apart several samples of one prompt."""
         import torch
 
         cfg = self.config
@@ -220,6 +245,7 @@ class DirectGenerator:
             else list(range(len(prompts)))
         )
         out: list[str] = [""] * len(prompts)
+        generators = row_generators(prompts, cfg.seed, sample_ids)
         for start in range(0, len(prompts), size):
             idx = order[start : start + size]
             batch = [prompts[i] for i in idx]
@@ -227,7 +253,7 @@ class DirectGenerator:
             torch.manual_seed(cfg.seed + start)
             with torch.inference_mode():
                 if use_cache:
-                    new = self.decode(enc)
+                    new = self.decode(enc, [generators[i] for i in idx])
                 else:  # the reference path: transformers' generate, no KV cache (the naive baseline)
                     gen = self.model.generate(
                         **enc,
@@ -246,7 +272,7 @@ class DirectGenerator:
                 out[i] = text
         return out
 
-    def decode(self, enc) -> torch.Tensor:  # noqa: F821
+    def decode(self, enc, generators: Sequence | None = None) -> torch.Tensor:  # noqa: F821
         """New token ids for a left-padded batch: KV-cached decoding with the same repetition
         penalty, temperature and nucleus (top-p) sampling as `transformers` generate, without its
         per-step overhead (10.4 -> ~3 ms a step for 64 sequences of the tiny model; see sample_nucleus). Sequences
@@ -275,7 +301,7 @@ class DirectGenerator:
             if states is not None:
                 logits = mask_logits(logits, states, self.grammar, cfg.k)
             if cfg.do_sample:
-                token = sample_nucleus(logits / cfg.temperature, cfg.top_p)
+                token = sample_nucleus(logits / cfg.temperature, cfg.top_p, generators)
             else:
                 token = logits.argmax(-1)
             token = torch.where(done, torch.full_like(token, pad), token)
@@ -306,7 +332,12 @@ class DirectGenerator:
         batch_size: int | None = None,
     ) -> list[GeneratedList]:
         n = max(1, self.config.num_samples)
-        texts = self.generate_texts([p for p in prompts for _ in range(n)], use_cache=use_cache, batch_size=batch_size)
+        texts = self.generate_texts(
+            [p for p in prompts for _ in range(n)],
+            use_cache=use_cache,
+            batch_size=batch_size,
+            sample_ids=[j for _ in prompts for j in range(n)],
+        )
         k = self.config.k
         lists = []
         for i in range(len(prompts)):

@@ -12,10 +12,10 @@ import json
 import uuid
 from typing import Any
 
+import httpx
 import kserve
 import kserve.protocol.rest.server as rest
 import numpy as np
-import pandas as pd
 import uvicorn
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -26,10 +26,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.catalogue import QueryCatalogue
 from core.config import aigq_home
 from models.direct import DirectBatch, newest_direct_model
+from serving.admission import Admission, arrived_at
 from serving.config import from_env as serving_config
 from serving.contract import RequestError, decode_json, parse_request
 from serving.hintq import HintQ
-from serving.ranking import load_scorer
+from serving.ranking import limit_torch_threads, load_scorer
 
 TRANSFORMER_NAME = "hintq"
 CTR_NAME = "ctr"
@@ -54,12 +55,13 @@ def bind_loopback(host: str) -> None:
 
 
 def harden_rest_app() -> None:
-    """Three changes to KServe's REST app, made where it adds its exception handlers: (1) the model
+    """Four changes to KServe's REST app, made where it adds its exception handlers: (1) the model
     repository routes (`/v2/repository/models/NAME/load|unload`) answer 404: models load at
     start-up here, and an open `unload` would let any client take the serving model down;
     (2) a versioned model URL (`/v2/models/NAME/versions/V/...`) is a 404, not KServe's 501 Not
     Implemented (no version is served here: a client error, not a 5xx); (3) a v2 request without
-    the binary-extension header is JSON, whatever its content type."""
+    the binary-extension header is JSON, whatever its content type; (4) admission control
+    (`serving.admission`) on the inference routes."""
 
     async def version_not_found(_, exc):
         return JSONResponse(
@@ -119,6 +121,7 @@ def harden_rest_app() -> None:
         app.add_exception_handler(RequestValidationError, invalid_request)
         app.add_middleware(NoModelRepository)
         app.add_middleware(JSONInferWithoutBinaryHeader)
+        app.add_middleware(Admission, paths=(":predict", "/infer"))  # outermost: stamps the arrival
         document_errors(app)
 
     rest.RESTServer._add_exception_handlers = hardened
@@ -186,6 +189,7 @@ class CTRPredictor(kserve.Model):
         super().__init__(name)
 
     def load(self) -> bool:
+        limit_torch_threads(serving_config("kserve").torch_threads)
         self.scorer = load_scorer()  # a missing/corrupt model fails here, at start-up
         self.ready = True
         return True
@@ -263,45 +267,32 @@ class DirectPredictor(kserve.Model):
         contexts = decode_v1(payload, "user contexts (direct_generation_v1 features)", MAX_INSTANCES)
         if not all(isinstance(c, dict) for c in contexts):
             raise InvalidInput("each instance is an object of direct_generation_v1 features")
-        frame = pd.DataFrame([{"user_id": c.get("user_id", ""), **c} for c in contexts])
-        out = await asyncio.to_thread(self.batch, frame)
-        return {"predictions": [list(q) for q in out["queries"]], "model_version": self.batch.version}
+        lists = await asyncio.to_thread(self.batch.lists, contexts)
+        return {"predictions": lists, "model_version": self.batch.version}
 
 
 class HintQTransformer(kserve.Model):
-    """Feast enrichment and ranking around the CTR predictor (or an in-process scorer when
-    started without --predictor_host)."""
+    """The HintQ path (`serving.hintq`) behind KServe's v1 protocol. The CTR model scores in this
+    process by default; with `ctr_remote` (and for Direct lists of users the nearline job has
+    not reached) it calls the predictor (`--predictor_host`), as BentoML calls its services."""
 
     def __init__(self, name: str = TRANSFORMER_NAME, store: str = "sqlite"):
         super().__init__(name)
         self.store = store
 
     def load(self) -> bool:
-        remote = bool(self.predictor_config and self.predictor_config.predictor_host)
         cfg = serving_config("kserve")
         cfg.store = self.store or cfg.store
-        self.core = HintQ(cfg, scorer=RemoteMarker() if remote else None)
-        self.remote = remote
+        host = self.predictor_config.predictor_host if self.predictor_config else ""
+        self.client = httpx.Client() if host else None
+        remote = (lambda name, timeout: RemoteModel(self.client, host, name, timeout)) if host else None
+        self.core = HintQ(
+            cfg,
+            scorer=remote(CTR_NAME, cfg.ctr_timeout_seconds) if remote and cfg.ctr_remote else None,
+            direct_fn=remote(DIRECT_NAME, cfg.direct_timeout_seconds) if remote else None,
+        )
         self.ready = True
         return True
-
-    async def _scores(self, prepared, headers):
-        skipped = self.core.without_ranker(prepared)
-        if skipped is not None:
-            return skipped
-        try:
-            if not self.remote:
-                return await asyncio.to_thread(self.core.scorer, prepared.rows), ""
-            res = await self._http_client.infer(
-                self.predictor_config.predictor_base_url,
-                model_name=CTR_NAME,
-                data={"instances": prepared.rows},
-                headers={"Content-Type": "application/json"},
-            )
-            prepared.model_versions["ctr"] = res.get("model_version", "remote")
-            return res["predictions"], ""
-        except Exception as e:  # noqa: BLE001 - predictor down or failing: degrade, never 5xx
-            return None, self.core.ranker_failed(e)
 
     async def predict(self, payload, headers=None, response_headers=None):
         instances = decode_v1(payload, "HintQ requests", MAX_INSTANCES)
@@ -309,21 +300,36 @@ class HintQTransformer(kserve.Model):
             requests = [parse_request(i) for i in instances]
         except RequestError as e:
             raise InvalidInput(str(e)) from None
-        answers = []
-        for request in requests:
-            prepared = await asyncio.to_thread(self.core.prepare, request)
-            scores, reason = await self._scores(prepared, headers)
-            answers.append(self.core.finish(prepared, scores, reason))
-        return {"predictions": answers}
+        arrived = arrived_at(headers)
+        return {"predictions": await asyncio.to_thread(self._answers, requests, arrived)}
+
+    def _answers(self, requests, arrived) -> list[dict]:
+        return [self.core.recommend(r, arrived=arrived) for r in requests]
 
     def stop(self):
         self.core.close()
+        if self.client is not None:
+            self.client.close()
 
 
-class RemoteMarker:
-    """Stands in for the scorer when scoring happens in the predictor."""
+class RemoteModel:
+    """One of the predictor's models (`ctr`: rows -> probabilities; `direct`: user features ->
+    a Direct list) as the plain callable the HintQ path takes: blocking HTTP on a kept-alive
+    connection (the path runs in a worker thread), its version from the predictor's answers."""
 
-    version = "remote"
+    def __init__(self, client, host: str, name: str, timeout: float):
+        self.client, self.url, self.timeout = client, f"http://{host}/v1/models/{name}:predict", timeout
+        self.name, self.version = name, ""
 
-    def __call__(self, rows):
-        raise RuntimeError("scores come from the predictor")
+    def __call__(self, value):
+        instances = value if self.name == CTR_NAME else [value]
+        r = self.client.post(
+            self.url,
+            content=json.dumps({"instances": instances}, default=str),
+            headers={"content-type": "application/json"},
+            timeout=self.timeout,
+        )
+        r.raise_for_status()
+        out = r.json()
+        self.version = out.get("model_version", self.version)
+        return out["predictions"] if self.name == CTR_NAME else out["predictions"][0]

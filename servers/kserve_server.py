@@ -3,8 +3,9 @@
 
     predictor   : `ctr` (v1 rows -> probabilities; v2 BYTES tensor `rows` of JSON -> FP32
                   `probability`) and `direct` (v1 user contexts -> Direct lists)
-    transformer : `hintq` (v1 HintQ requests -> answers): Feast enrichment and candidate merge
-                  in `serving.hintq`, CTR scores from the predictor over HTTP, re-rank, log
+    transformer : `hintq` (v1 HintQ requests -> answers): the HintQ path of `serving.hintq`,
+                  scoring in process (or at the predictor with ctr_remote), Direct lists for
+                  users the nearline job has not reached from the predictor
 
 Locally, `aigq serve kserve --port P` runs the transformer on P and the predictor on P+1, both on
 127.0.0.1 (KServe binds 0.0.0.0 itself: `bind_loopback` narrows it). In a cluster the same
@@ -53,12 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             models = [km.HintQTransformer(store=args.store)]
             config = (
-                PredictorConfig(
-                    predictor_host=args.predictor_host,
-                    predictor_protocol="v1",
-                    predictor_request_timeout_seconds=1,
-                    predictor_request_retries=1,
-                )
+                # the transformer calls the predictor itself (serving timeouts and circuits apply)
+                PredictorConfig(predictor_host=args.predictor_host, predictor_protocol="v1")
                 if args.predictor_host
                 else None
             )

@@ -4,6 +4,7 @@ sources in priority order."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ import pandas as pd
 from core.errors import AigqError
 from core.lists import pool
 from core.text import normalize_query
-from models.generator import DirectGenerator, build_prompt, clean_query
+from models.direct import DirectBatch
+from models.generator import clean_query
 
 SOURCES = ("direct", "think", "fallback")
 
@@ -34,11 +36,17 @@ def output_filter(blocklist: Sequence[str]) -> Callable[[str], str | None]:
     """The last gate before a query is served or logged: well formed (length, no control
     characters, normalised) and not blocklisted; None drops it."""
 
-    def check(query: Any) -> str | None:
-        q = clean_query(query) if isinstance(query, str) else None
+    # the same candidates come back request after request (nearline, Think and popular lists):
+    # remember each text's verdict instead of normalising and scanning it again (~1 ms a request)
+    @functools.lru_cache(maxsize=1 << 16)
+    def check_text(query: str) -> str | None:
+        q = clean_query(query)
         if q is None or any(b in q for b in blocklist):
             return None
         return q
+
+    def check(query: Any) -> str | None:
+        return check_text(query) if isinstance(query, str) else None
 
     return check
 
@@ -86,13 +94,9 @@ def merge_candidates(
     return candidates, sources
 
 
-def local_direct(model_dir: str, catalogue) -> tuple[Callable[[Mapping], list[str]], str]:
-    """(user features -> the model's queries, version) for an in-process Direct model."""
+def local_direct(model_dir: str) -> tuple[Callable[[Mapping], list[str]], str]:
+    """(user features -> the model's queries, version) for an in-process Direct model: the same
+    prompt and decoding as the model servers' (`DirectBatch.lists`), so the answers agree."""
 
-    generator = DirectGenerator(model_dir, is_valid=catalogue.is_valid, vocabulary=sorted(catalogue.vocabulary))
-
-    def generate(user: Mapping) -> list[str]:
-        out = generator.generate([build_prompt(user, catalogue.name, catalogue.is_valid)])[0]
-        return out.model_queries
-
-    return generate, generator.version
+    batch = DirectBatch(Path(model_dir), batch_size=1)
+    return (lambda user: batch.lists([user])[0]), batch.version

@@ -18,9 +18,15 @@ CONFIG_ENV = "AIGQ_SERVING_CONFIG"
 class ServingConfig:
     store: str = option("sqlite", "feature store config (sqlite | redis_postgres)")
     ctr_model: str = option("", "CTR model directory (default $AIGQ_HOME/models/ctr)")
+    ctr_remote: bool = option(
+        False,
+        "score through the separate CTR model server (BentoML's aigq_ctr service, KServe's predictor) "
+        "instead of in the serving process (one hop less per request)",
+    )
     direct_model: str = option(
         "",
-        "Direct model for users without a nearline list (default: none, the nearline list or the fallback is served)",
+        "Direct model that generates a list for a known user the nearline job has not reached "
+        "(default: the newest trained one; `none`: serve such users without a Direct list)",
     )
     think_triggers: int = option(5, "look up Think mappings for at most this many of the user's triggers")
     per_source: int = option(16, "take at most this many candidates from each source")
@@ -48,6 +54,31 @@ class ServingConfig:
         0.25,
         "an online-store read waits at most this long (Redis socket "
         "timeouts, SQLite busy timeout) before the request degrades",
+    )
+    ctr_timeout_seconds: float = option(
+        0.25, "a remote CTR call waits at most this long before the request is served in merge order"
+    )
+    direct_timeout_seconds: float = option(
+        2.0, "a remote Direct generation waits at most this long before the request is served without it"
+    )
+    direct_retry_seconds: float = option(
+        2.0, "after a Direct generation failure, serve without Direct this long before trying it again"
+    )
+    deadline_ms: float = option(
+        100.0,
+        "admission: a request that waited longer than this for a worker gets the cached popular list, "
+        "marked degraded, at once (a late answer is worth less than a quick degraded one)",
+    )
+    max_in_flight: int = option(
+        16, "admission: past this many requests in progress in one process, new ones get the popular list"
+    )
+    reject_in_flight: int = option(
+        256, "admission: past this many requests open in one process, new ones get 503 with Retry-After"
+    )
+    torch_threads: int = option(
+        1,
+        "torch intra-op threads in a serving process: its batches are tiny, and more threads only "
+        "contend for the cores with the other requests (0 keeps torch's default)",
     )
     log_url: str = option(
         "", "serving log SQLAlchemy URL (default $AIGQ_SERVING_LOG_URL or SQLite under $AIGQ_HOME/serving)"

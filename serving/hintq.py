@@ -8,18 +8,23 @@
       -> diversity-aware re-rank (slots per interest category, or MMR over categories and domains)
       -> top K, each with its source (direct | think | fallback) and score
 
-It is split in two so a server can score remotely between the halves (the KServe transformer
-calls its predictor, the BentoML orchestrator its CTR service): `prepare(request)` does the
-lookups and builds the CTR rows, `finish(prepared, scores)` ranks and logs. `recommend(request)`
-does both in process.
+Every server runs this one path (`recommend`); what differs is only where the two models run,
+plugged in as callables: `scorer` (CTR rows -> probabilities) and `direct_fn` (user features ->
+a Direct list for a user the nearline job has not reached), each in process or a call to a model
+server (BentoML's services, KServe's predictor). Same request and state, same answer.
 
 Nothing fails a request: an unknown user gets a context-popular list; an online store or model
-that is down gives the cached popular list (or the unscored candidates), marked degraded.
+that is down gives the cached popular list (or the unscored candidates), marked degraded, and a
+circuit per dependency (`serving.circuit`) stops every request waiting on a dead one. Admission
+control: a request that queued past `deadline_ms`, or finds `max_in_flight` requests in
+progress, gets the cached popular list at once, marked degraded (`serving.admission` turns away
+what is past even that with a 503).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -33,11 +38,13 @@ from core.config import aigq_home
 from core.errors import AigqError
 from core.feature_store import CATEGORY_PREFIX, HINTQ_SERVICE, THINK_SERVICE
 from core.lists import pool, to_plain
+from models.direct import newest_direct_model
 from serving.candidates import PopularLists, load_blocklist, local_direct, merge_candidates, output_filter
+from serving.circuit import Circuit
 from serving.config import ServingConfig
 from serving.contract import HintQRequest, parse_request
 from serving.log import ServingLog
-from serving.ranking import load_scorer, rerank, with_popularity_prior
+from serving.ranking import limit_torch_threads, load_scorer, rerank, with_popularity_prior
 from serving.review import FlagWatcher
 from serving.store import open_online_store
 
@@ -75,6 +82,7 @@ class HintQ:
     ):
 
         self.cfg = cfg or ServingConfig()
+        limit_torch_threads(self.cfg.torch_threads)
         home = aigq_home()
         if not (home / "data" / "queries.parquet").exists():
             raise AigqError(f"{home / 'data'}: no catalogue; run `aigq simulate` or `aigq ingest DIR` first")
@@ -85,12 +93,17 @@ class HintQ:
         # Direct lists come from the nearline job through Feast; `direct_fn` (user features ->
         # queries) generates one on the request path for a known user the job has not reached yet
         self.direct_fn, self.direct_version = direct_fn, direct_version
-        if direct_fn is None and self.cfg.direct_model:
-            self.direct_fn, self.direct_version = local_direct(self.cfg.direct_model, self.catalogue)
+        if direct_fn is None and self.cfg.direct_model != "none":
+            model_dir = self.cfg.direct_model or newest_direct_model(required=False)
+            if model_dir:
+                self.direct_fn, self.direct_version = local_direct(str(model_dir))
         self.store = store if store is not None else open_online_store(self.cfg.store, self.cfg.store_timeout_seconds)
         self._query_cache: dict[str, tuple[float, dict]] = {}
-        self._store_down_until = 0.0
-        self._ranker_down_until = 0.0
+        self.store_circuit = Circuit(self.cfg.store_retry_seconds)
+        self.ranker_circuit = Circuit(self.cfg.ranker_retry_seconds)
+        self.direct_circuit = Circuit(self.cfg.direct_retry_seconds)
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
         # registry lookups cost ~1.5 ms each: resolve the services once, not per request
         self.user_service = self.store.get_feature_service(HINTQ_SERVICE)
         self.think_service = self.store.get_feature_service(THINK_SERVICE)
@@ -140,16 +153,17 @@ class HintQ:
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
         versions = dict(self.versions)
-        if time.monotonic() < self._store_down_until:  # circuit open: do not wait on a dead store
+        if not self.store_circuit.allow():  # circuit open: do not wait on a dead store
             return self._popular(request, request_id, started, versions, "online store unavailable (circuit open)")
         try:
             user = self.user_features(request)
         except Exception as e:  # noqa: BLE001 - any store failure degrades to the cached list
             log.warning("online store unavailable: %s", e)
-            self._store_down_until = time.monotonic() + self.cfg.store_retry_seconds
+            self.store_circuit.failed()
             return self._popular(
                 request, request_id, started, versions, f"online store unavailable: {type(e).__name__}"
             )
+        self.store_circuit.succeeded()
         known = user.get("n_events_30d") is not None or user.get("gender") is not None
         if not known:
             return self._popular(request, request_id, started, versions, "")
@@ -166,12 +180,7 @@ class HintQ:
             versions["direct"] = user["direct_model_version"]
         partial = ""  # a part that failed after the user's features: the answer is degraded
         if not direct and self.direct_fn is not None:
-            try:
-                direct = self.direct_fn(user)
-                versions["direct"] = self.direct_version
-            except Exception as e:  # noqa: BLE001 - the generator is optional: serve without it
-                log.warning("Direct generation failed: %s", e)
-                partial = f"Direct generation failed: {type(e).__name__}"
+            direct, partial = self.generate_direct(user, versions)
         lists: dict[str, list[str]] = {"direct": direct}
         try:
             think, think_version = self.think_lists(self.triggers(user, request))
@@ -257,33 +266,66 @@ class HintQ:
             )
         return answer
 
-    def recommend(self, request: HintQRequest | Mapping) -> dict:
-        """The whole path in process."""
+    def recommend(self, request: HintQRequest | Mapping, arrived: float | None = None) -> dict:
+        """The whole path in process. `arrived` (time.monotonic() when the server took the
+        request in) lets admission control answer a request that queued past its deadline, or
+        that finds the process full, with the cached popular list at once."""
         request = request if isinstance(request, HintQRequest) else parse_request(request)
-        prepared = self.prepare(request)
-        skipped = self.without_ranker(prepared)
-        if skipped is not None:
-            return self.finish(prepared, *skipped)
+        overloaded = self.overload_reason(arrived)
+        if overloaded:
+            started = time.perf_counter()
+            return self.finish(self._popular(request, uuid.uuid4().hex, started, dict(self.versions), overloaded), None)
+        with self._in_flight_lock:
+            self._in_flight += 1
+        try:
+            prepared = self.prepare(request)
+            return self.finish(prepared, *self.score(prepared))
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+
+    def overload_reason(self, arrived: float | None) -> str:
+        """Why this request is answered with the popular list without doing the work, or ""."""
+        if arrived is not None:
+            waited_ms = (time.monotonic() - arrived) * 1000
+            if waited_ms > self.cfg.deadline_ms:
+                return f"overloaded: waited {waited_ms:.0f} ms for a worker (deadline {self.cfg.deadline_ms:.0f} ms)"
+        if self._in_flight >= self.cfg.max_in_flight:
+            return f"overloaded: {self._in_flight} requests in progress"
+        return ""
+
+    def score(self, prepared: Prepared) -> tuple[list[float] | None, str]:
+        """(CTR scores, degraded reason): the popular list is already ordered; after a ranker
+        failure the merge order is served until the circuit lets a probe through (a dead ranker
+        is not waited on by every request)."""
+        if not prepared.rows:
+            return prepared.prior, ""
+        if not self.ranker_circuit.allow():
+            return None, "ranker unavailable (circuit open)"
         try:
             scores = self.scorer(prepared.rows)
         except Exception as e:  # noqa: BLE001 - a failing ranker degrades to the merge order
-            return self.finish(prepared, None, self.ranker_failed(e))
-        return self.finish(prepared, scores)
+            log.warning("CTR scorer failed: %s", e)
+            self.ranker_circuit.failed()
+            return None, f"ranker unavailable: {type(e).__name__}"
+        self.ranker_circuit.succeeded()
+        if getattr(self.scorer, "version", ""):  # a remote model says its version in each answer
+            prepared.model_versions["ctr"] = self.scorer.version
+        return scores, ""
 
-    def without_ranker(self, prepared: Prepared) -> tuple[list[float] | None, str] | None:
-        """(scores, degraded reason) when the ranker is not to be called, else None: the popular
-        list is already ordered; after a ranker failure the merge order is served for
-        `ranker_retry_seconds` (a dead ranker is not waited on by every request)."""
-        if not prepared.rows:
-            return prepared.prior, ""
-        if time.monotonic() < self._ranker_down_until:
-            return None, "ranker unavailable (circuit open)"
-        return None
-
-    def ranker_failed(self, error: Exception) -> str:
-        log.warning("CTR scorer failed: %s", error)
-        self._ranker_down_until = time.monotonic() + self.cfg.ranker_retry_seconds
-        return f"ranker unavailable: {type(error).__name__}"
+    def generate_direct(self, user: Mapping, versions: dict) -> tuple[list[str], str]:
+        """(a Direct list for a user the nearline job has not reached, degraded reason)."""
+        if not self.direct_circuit.allow():
+            return [], "Direct generation unavailable (circuit open)"
+        try:
+            direct = self.direct_fn(user)
+        except Exception as e:  # noqa: BLE001 - the generator is optional: serve without it
+            log.warning("Direct generation failed: %s", e)
+            self.direct_circuit.failed()
+            return [], f"Direct generation failed: {type(e).__name__}"
+        self.direct_circuit.succeeded()
+        versions["direct"] = getattr(self.direct_fn, "version", "") or self.direct_version
+        return direct, ""
 
     # ---- helpers ---------------------------------------------------------------------------
     def triggers(self, user: Mapping, request: HintQRequest) -> list[str]:

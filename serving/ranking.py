@@ -122,6 +122,16 @@ def mmr(
     return picked
 
 
+def limit_torch_threads(threads: int) -> None:
+    """Cap torch's intra-op threads in this (serving) process; 0 leaves the default. Measured on
+    the tiny served world with a second process busy: 21.4 -> 6.2 ms a request in process, the
+    CTR model's embedding bags spinning threads for a few dozen rows."""
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def load_scorer(directory: str = ""):
     """The CTR model as `rows -> probabilities`; a missing or corrupt directory fails here."""
 

@@ -269,13 +269,23 @@ def child_processes(proc: subprocess.Popen, marker: str) -> list:
     return [p for p in psutil.Process(proc.pid).children(recursive=True) if marker in " ".join(p.cmdline())]
 
 
-@pytest.mark.parametrize(
-    "server_name, marker", [("kserve", "kserve_server predictor"), ("bento", "--service-name aigq_ctr")]
-)
-def test_a_killed_ctr_server_degrades_the_orchestrator_which_recovers(request, server_name, marker, server_home):
+@pytest.fixture(params=["kserve", "bento"])
+def remote_ctr_server(request, server_home):
+    """A server that scores at its CTR model server (`ctr_remote`; the default scores in process)."""
+    port = free_port()
+    proc = spawn(request.param, port, server_home, overrides=("ctr_remote=true",))
+    yield Server(request.param, port, proc)
+    stop_spawned(proc)
+
+
+CTR_SERVER = {"kserve": "kserve_server predictor", "bento": "--service-name aigq_ctr"}
+
+
+def test_a_killed_ctr_server_degrades_the_orchestrator_which_recovers(remote_ctr_server, server_home):
     """KServe: the CTR predictor process (the launcher starts it again); BentoML: the CTR
     service's worker (BentoML's arbiter starts it again). HintQ answers in merge order meanwhile."""
-    server = request.getfixturevalue(server_name)
+    server, marker = remote_ctr_server, CTR_SERVER[remote_ctr_server.name]
+    server_name = server.name
     victims = child_processes(server.proc, marker)
     assert victims, f"no {marker} process under {server_name}"
     with Load(server, known_users(server_home, 40)) as load:

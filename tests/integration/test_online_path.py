@@ -157,6 +157,45 @@ def test_a_failing_ranker_degrades_to_the_merge_order(home):
     assert answer["degraded"] and len(answer["suggestions"]) == 5
 
 
+def test_a_dead_ranker_is_called_by_one_probe_per_retry_period_not_by_every_request(home):
+    import time
+
+    calls = []
+
+    def broken(rows):
+        calls.append(len(rows))
+        raise RuntimeError("model server down")
+
+    hintq = HintQ(ServingConfig(log=False, ranker_retry_seconds=0.2), scorer=broken)
+    user = active_user(home)
+    answers = [hintq.recommend({"user_id": user, "k": 5}) for _ in range(5)]
+    assert all(a["degraded"] for a in answers) and len(calls) == 1  # the circuit opened at once
+    time.sleep(0.25)
+    hintq.scorer = lambda rows: [0.5] * len(rows)  # the ranker is back: the next probe closes it
+    assert not hintq.recommend({"user_id": user, "k": 5})["degraded"]
+    hintq.close()
+
+
+def test_a_request_past_its_deadline_or_over_the_in_flight_limit_gets_the_popular_list_at_once(home):
+    import time
+
+    hintq = HintQ(ServingConfig(deadline_ms=50, max_in_flight=4))
+    user = active_user(home)
+    assert not hintq.recommend({"user_id": user}, arrived=time.monotonic())["degraded"]
+    late = hintq.recommend({"user_id": user}, arrived=time.monotonic() - 0.2)  # queued 200 ms
+    hintq._in_flight = 4  # four requests in progress in this process
+    full = hintq.recommend({"user_id": user})
+    hintq._in_flight = 0
+    hintq.log.flush()
+    hintq.close()
+    for answer in (late, full):
+        assert answer["degraded"] and len(answer["suggestions"]) == 8
+        assert {s["source"] for s in answer["suggestions"]} == {"fallback"}
+    logged = read_log().set_index("request_id")
+    assert logged.loc[late["request_id"], "degraded_reason"].startswith("overloaded: waited")
+    assert logged.loc[full["request_id"], "degraded_reason"] == "overloaded: 4 requests in progress"
+
+
 def test_an_unavailable_online_store_degrades_to_the_cached_popular_list_and_recovers(home):
     import sqlite3
     import time

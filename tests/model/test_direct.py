@@ -143,3 +143,20 @@ def test_constrained_lists_are_k_distinct_vocabulary_queries_and_batch_like_one_
     strip = lambda t: t.split(base_lm.EOS)[0]  # noqa: E731
     batched = [strip(t) for t in greedy.generate_texts(prompts, batch_size=12)]
     assert batched == [strip(greedy.generate_texts([p], batch_size=1)[0]) for p in prompts]
+
+
+def test_a_sampled_list_depends_on_its_prompt_not_on_its_batch(trained):
+    """Each prompt samples from its own generator (seeded by the prompt): the same user gets the
+    same list alone or batched with others (or with itself), as a server's request and the
+    nearline job's batch must agree; numbered samples of one prompt still differ."""
+    home = trained["home"]
+    vocabulary = list(pd.read_parquet(home / "data" / "queries.parquet")["query"])
+    ctx = pd.read_parquet(home / "frames" / "sft_contexts.parquet").tail(8).to_dict("records")
+    prompts = prompts_for(ctx, pd.read_parquet(home / "data" / "categories.parquet"))
+    gen = DirectGenerator(trained["sft_dir"], GenerationConfig(k=6, temperature=1.0), vocabulary=vocabulary)
+    strip = lambda t: t.split(base_lm.EOS)[0]  # noqa: E731
+    batched = [strip(t) for t in gen.generate_texts(prompts, batch_size=8)]
+    assert batched == [strip(gen.generate_texts([p], batch_size=1)[0]) for p in prompts]
+    assert len(set(gen.generate_texts([prompts[0]] * 3))) == 1  # one user, one list
+    samples = gen.generate_texts([prompts[0]] * 4, sample_ids=range(4))
+    assert len(set(samples)) > 1  # several samples of one prompt are not copies of one draw
