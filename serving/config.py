@@ -44,6 +44,7 @@ class ServingConfig:
     mmr_lambda: float = option(0.7, "MMR trade-off (also for users without interests): 1 ranks by CTR only")
     drop_recent_searches: int = option(3, "drop the user's last N searches (and the session's) from the list")
     query_cache_seconds: float = option(600.0, "query features are cached this long (they change daily)")
+    warm_query_cache: bool = option(True, "read every catalogue query's features into the cache at start-up")
     store_retry_seconds: float = option(
         2.0, "after an online-store failure, serve the cached popular list this long before trying the store again"
     )
@@ -84,6 +85,11 @@ class ServingConfig:
         "", "serving log SQLAlchemy URL (default $AIGQ_SERVING_LOG_URL or SQLite under $AIGQ_HOME/serving)"
     )
     log: bool = option(True, "log every answer")
+    log_writer: str = option(
+        "process",
+        "process (a child process writes the log: its SQL work never holds this process's GIL) "
+        "| thread (a thread of the serving process)",
+    )
     review_url: str = option(
         "", "reviewers' flags SQLAlchemy URL (default $AIGQ_REVIEW_URL or SQLite under $AIGQ_HOME/review)"
     )

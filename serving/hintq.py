@@ -43,7 +43,7 @@ from serving.candidates import PopularLists, load_blocklist, local_direct, merge
 from serving.circuit import Circuit
 from serving.config import ServingConfig
 from serving.contract import HintQRequest, parse_request
-from serving.log import ServingLog
+from serving.log import ServingLog, ServingLogProcess
 from serving.ranking import limit_torch_threads, load_scorer, rerank, with_popularity_prior
 from serving.review import FlagWatcher
 from serving.store import open_online_store
@@ -108,7 +108,13 @@ class HintQ:
         self.user_service = self.store.get_feature_service(HINTQ_SERVICE)
         self.think_service = self.store.get_feature_service(THINK_SERVICE)
         self.query_refs = [f"query_stats:{f.name}" for f in self.store.get_feature_view("query_stats").features]
-        self.log = ServingLog(self.cfg.log_url or None) if self.cfg.log else None
+        if self.cfg.warm_query_cache:
+            try:
+                self.warm_query_cache()
+            except Exception as e:  # noqa: BLE001 - a store down at start-up: fill the cache per request
+                log.warning("query features not warmed: %s", e)
+        writer = ServingLogProcess if self.cfg.log_writer == "process" else ServingLog
+        self.log = writer(self.cfg.log_url or None) if self.cfg.log else None
         self.flags = FlagWatcher(self.cfg.review_url or None, self.cfg.flags_refresh_seconds)
         self.versions = {"ctr": getattr(self.scorer, "version", "remote"), "feature_service": HINTQ_SERVICE}
 
@@ -128,6 +134,13 @@ class HintQ:
         ).to_dict()
         versions = [v for v in out.get("think_model_version", []) if v]
         return [to_plain(q) or [] for q in out["think_queries"]], (versions[0] if versions else None)
+
+    def warm_query_cache(self, chunk: int = 2000) -> None:
+        """Every catalogue query's features, read from the online store at start-up (8,518
+        queries of the demo world in about a second), so requests do not pay the misses."""
+        vocabulary = sorted(self.catalogue.vocabulary)
+        for start in range(0, len(vocabulary), chunk):
+            self.query_features(vocabulary[start : start + chunk])
 
     def query_features(self, queries: Sequence[str]) -> dict[str, dict]:
         """query_stats of each query, cached (daily batch features); unknown queries get {}."""

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -22,7 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core import sql
-from core.config import aigq_home
+from core.config import PROJECT_ROOT, aigq_home
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +66,17 @@ def make_engine(url: str) -> sa.Engine:
     return sql.make_engine(url, metadata, json_serializer=utf8_json)
 
 
+def row_of(record: Mapping[str, Any]) -> dict:
+    """One served_lists row from an answer record (defaults filled in)."""
+    row = {c: record.get(c) for c in COLUMNS}
+    row["served_at"] = row["served_at"] or datetime.now(UTC)
+    row["degraded_reason"] = row["degraded_reason"] or ""
+    row["server"] = row["server"] or "inprocess"
+    return row
+
+
 class ServingLog:
-    """Asynchronous, batched writer of served lists."""
+    """Asynchronous, batched writer of served lists (a thread of this process)."""
 
     def __init__(self, url: str | None = None, batch_size: int = 256, flush_seconds: float = 0.2):
         self.url = url or default_url()
@@ -79,11 +91,7 @@ class ServingLog:
 
     def submit(self, record: Mapping[str, Any]) -> None:
         """Queue one answer for logging (returns at once)."""
-        row = {c: record.get(c) for c in COLUMNS}
-        row["served_at"] = row["served_at"] or datetime.now(UTC)
-        row["degraded_reason"] = row["degraded_reason"] or ""
-        row["server"] = row["server"] or "inprocess"
-        self._queue.put(row)
+        self._queue.put(row_of(record))
 
     def _drain(self) -> list[dict]:
         """Up to `batch_size` rows: the first one waited for, then whatever arrives within
@@ -141,6 +149,110 @@ class ServingLog:
         self._stop.set()
         self._thread.join(timeout=30)
         self.engine.dispose()
+
+
+class ServingLogProcess:
+    """The same writer in a child process (`python -m serving.log URL`): the serving process only
+    queues the row, and a feeder thread pipes it out as a JSON line; the SQLAlchemy work, which
+    holds the GIL for milliseconds a batch, runs beside the server instead of between its
+    requests. Same interface as ServingLog; `written`/`failed` are the child's counts. A child
+    process, not a multiprocessing one: spawning re-imports the caller's main script."""
+
+    def __init__(self, url: str | None = None, batch_size: int = 256, flush_seconds: float = 0.2):
+        self.url = url or default_url()
+        make_engine(self.url).dispose()  # a bad URL or an unwritable file fails here, in the caller
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "serving.log", self.url, str(batch_size), str(flush_seconds)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])},
+        )
+        self._rows: queue.Queue = queue.Queue()
+        self.submitted = self.written = self.failed = 0
+        self._feeder = threading.Thread(target=self._feed, name="serving-log-feeder", daemon=True)
+        self._reader = threading.Thread(target=self._read_counts, name="serving-log-counts", daemon=True)
+        self._feeder.start()
+        self._reader.start()
+
+    def submit(self, record: Mapping[str, Any]) -> None:
+        """Queue one answer for logging (returns at once)."""
+        self._rows.put(row_of(record))
+        self.submitted += 1
+
+    def _feed(self) -> None:
+        pipe = self._process.stdin
+        while (row := self._rows.get()) is not None:
+            try:
+                pipe.write(json.dumps(row, ensure_ascii=False, default=_iso) + "\n")
+                if self._rows.empty():
+                    pipe.flush()
+            except (BrokenPipeError, ValueError, OSError) as e:  # the writer died: count, keep serving
+                log.warning("serving log writer gone: %s", e)
+                self.failed += 1
+        try:
+            pipe.close()
+        except OSError:
+            pass
+
+    def _read_counts(self) -> None:
+        for line in self._process.stdout:
+            written, _, failed = line.strip().partition(" ")
+            if written.isdigit() and failed.isdigit():
+                self.written, self.failed = int(written), max(int(failed), self.failed)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Block until everything submitted so far is written (or has failed)."""
+        deadline = time.monotonic() + timeout
+        while self.written + self.failed < self.submitted and self._process.poll() is None:
+            if time.monotonic() > deadline:
+                log.warning("serving log: %d answers not written after %.0f s", self.submitted - self.written, timeout)
+                return
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self._rows.put(None)
+        self._feeder.join(timeout=30)
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+        self._reader.join(timeout=5)
+
+
+def _iso(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def main(argv: list[str]) -> int:
+    """The child of ServingLogProcess: JSON rows on stdin into a ServingLog until end of input;
+    "written failed" on stdout whenever they change, and at the end."""
+    url, batch_size, flush_seconds = argv[0], int(argv[1]), float(argv[2])
+    writer = ServingLog(url, batch_size, flush_seconds)
+    done = threading.Event()
+
+    def report() -> None:
+        said = (0, 0)
+        while not done.wait(0.02):
+            if (writer.written, writer.failed) != said:
+                said = (writer.written, writer.failed)
+                print(*said, flush=True)
+
+    reporter = threading.Thread(target=report, daemon=True)
+    reporter.start()
+    for line in sys.stdin:
+        row = json.loads(line)
+        row["served_at"] = datetime.fromisoformat(row["served_at"])
+        writer._queue.put(row)
+    writer.flush()
+    writer.close()
+    done.set()
+    reporter.join()
+    print(writer.written, writer.failed, flush=True)
+    return 0
 
 
 def read_log(url: str | None = None, since: datetime | None = None) -> pd.DataFrame:  # noqa: F821
@@ -201,3 +313,7 @@ def clicked_items(url: str) -> pd.DataFrame:
             )
     finally:
         engine.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -7,7 +7,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from serving.log import ServingLog, read_log
+from serving.log import ServingLog, ServingLogProcess, read_log
 
 from tests.conftest import POSTGRES, require_services
 
@@ -29,8 +29,8 @@ def record(i: int, user: str = "u1") -> dict:
     }
 
 
-def write_concurrently(url: str, writers: int = 4, per_writer: int = 150) -> int:
-    log = ServingLog(url, batch_size=32)
+def write_concurrently(url: str, writers: int = 4, per_writer: int = 150, writer=ServingLog) -> int:
+    log = writer(url, batch_size=32)
     threads = [
         threading.Thread(target=lambda w=w: [log.submit(record(i, f"w{w}")) for i in range(per_writer)])
         for w in range(writers)
@@ -44,10 +44,12 @@ def write_concurrently(url: str, writers: int = 4, per_writer: int = 150) -> int
     return writers * per_writer
 
 
-def test_sqlite_log_round_trip_and_concurrent_writers(aigq_home):
+@pytest.mark.parametrize("writer", [ServingLog, ServingLogProcess])
+def test_sqlite_log_round_trip_and_concurrent_writers(aigq_home, writer):
+    """In a thread or in the writer process (the servers' default): count in = count out."""
     url = f"sqlite:///{aigq_home / 'log.db'}"
     aigq_home.mkdir(parents=True, exist_ok=True)
-    sent = write_concurrently(url)
+    sent = write_concurrently(url, writer=writer)
     frame = read_log(url)
     assert len(frame) == sent and frame["request_id"].is_unique
     row = frame.iloc[0]
@@ -81,10 +83,11 @@ def test_a_request_id_is_logged_once_even_if_submitted_twice(aigq_home):
     assert len(read_log(url)) == 1
 
 
-def test_hostile_text_is_stored_verbatim_not_executed(aigq_home):
+@pytest.mark.parametrize("writer", [ServingLog, ServingLogProcess])
+def test_hostile_text_is_stored_verbatim_not_executed(aigq_home, writer):
     aigq_home.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{aigq_home / 'log.db'}"
-    log = ServingLog(url)
+    log = writer(url)
     nasty = "u'; DROP TABLE served_lists; --\u202e\u0000"
     log.submit({**record(1), "user_id": nasty})
     log.close()
