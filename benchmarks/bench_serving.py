@@ -78,7 +78,10 @@ def bench_http(name: str, url: str, make_body, ids: list[str], concurrency: int,
             client = local.client = httpx.Client(timeout=30)
         t = time.perf_counter()
         r = client.post(url, json=make_body(u))
-        return (time.perf_counter() - t) * 1000, r.status_code
+        ms = (time.perf_counter() - t) * 1000
+        answer = r.json() if r.status_code == 200 else {}
+        answer = answer["predictions"][0] if "predictions" in answer else answer
+        return ms, r.status_code, bool(answer.get("degraded"))
 
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(call, ids[:50]))  # warm-up
@@ -87,9 +90,9 @@ def bench_http(name: str, url: str, make_body, ids: list[str], concurrency: int,
         results = list(pool.map(call, ids))
         seconds = time.perf_counter() - t0
         cpu = tree_cpu_seconds(server_pid) - cpu0
-    errors = sum(code != 200 for _, code in results)
-    out = summary(f"{name} c={concurrency}", [ms for ms, _ in results], seconds, errors)
-    return {**out, "server_cpu_ms": 1000 * cpu / len(ids)}
+    errors = sum(code != 200 for _, code, _ in results)
+    out = summary(f"{name} c={concurrency}", [ms for ms, _, _ in results], seconds, errors)
+    return {**out, "server_cpu_ms": 1000 * cpu / len(ids), "degraded": sum(d for _, _, d in results)}
 
 
 def main() -> None:
@@ -139,12 +142,12 @@ def main() -> None:
     finally:
         stop_spawned(proc)
     print(f"\nHintQ online path, {args.requests} requests each (5% unknown users), store {args.store}")
-    head = f"{'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'req/s':>8s} {'errors':>7s} {'srv CPU ms':>10s}"
+    head = f"{'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'req/s':>8s} {'errors':>7s} {'srv CPU ms':>10s} degraded"
     print(f"{'setup':28s} {head}")
     for r in rows:
         times = f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['max_ms']:8.2f}"
         cpu = f"{r['server_cpu_ms']:10.2f}" if "server_cpu_ms" in r else f"{'-':>10s}"
-        print(f"{r['setup']:28s} {times} {r['rps']:8.1f} {r['errors']:7d} {cpu}")
+        print(f"{r['setup']:28s} {times} {r['rps']:8.1f} {r['errors']:7d} {cpu} {r.get('degraded', '-')}")
 
 
 if __name__ == "__main__":
