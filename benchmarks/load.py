@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -221,7 +222,8 @@ def start_anchor(kind: str, port: int, store: str) -> subprocess.Popen:
         yaml = prepare_environment(store)
         bin_dir = Path(sys.executable).parent
         argv = [str(bin_dir / "feast"), "-c", str(FEATURE_REPO), "-f", str(yaml)]
-        argv += ["serve", "-h", "127.0.0.1", "-p", str(port), "--no-access-log"]
+        # no worker recycling (its default restarts a worker every 1,000 requests: a stall)
+        argv += ["serve", "-h", "127.0.0.1", "-p", str(port), "--no-access-log", "--max-requests", "100000000"]
         ready = f"http://127.0.0.1:{port}/health"
     else:
         argv = [sys.executable, "-m", "servers.kserve_server", "predictor", "--http_port", str(port)]
@@ -237,7 +239,7 @@ def start_anchor(kind: str, port: int, store: str) -> subprocess.Popen:
                     return proc
         except OSError:
             time.sleep(0.5)
-    proc.kill()
+    os.killpg(proc.pid, signal.SIGKILL)
     raise RuntimeError(f"{kind} anchor not ready at {ready}")
 
 
@@ -344,8 +346,8 @@ def main() -> None:
             proc = start_anchor(anchor, args.port + 20, store)
             try:
                 steps = step_up(f"http://127.0.0.1:{args.port + 20}{path}", make_body, ids, proc.pid, args, budget)
-            finally:
-                proc.kill()
+            finally:  # the whole group: feast serve's workers hold the port otherwise
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
             best = max((s for s in steps if s.passed(args.p99_ms)), key=lambda s: s.rate, default=None)
             table.append((f"[{anchor}]", store, best, steps[-1] if steps else None))

@@ -71,15 +71,22 @@ class ServingConfig:
         "marked degraded, at once (a late answer is worth less than a quick degraded one)",
     )
     max_in_flight: int = option(
-        16, "admission: past this many requests in progress in one process, new ones get the popular list"
+        8, "admission: past this many requests in progress in one process, new ones get the popular list"
     )
     reject_in_flight: int = option(
-        256, "admission: past this many requests open in one process, new ones get 503 with Retry-After"
+        32,
+        "admission: past this many requests open in one process (queued for a worker included), new "
+        "ones get 503 with Retry-After before their body is read",
     )
     torch_threads: int = option(
         1,
         "torch intra-op threads in a serving process: its batches are tiny, and more threads only "
         "contend for the cores with the other requests (0 keeps torch's default)",
+    )
+    freeze_gc: bool = option(
+        True,
+        "after start-up, exempt what is loaded from garbage collection (gc.freeze): a full "
+        "collection over the models and Feast objects otherwise stalls a request",
     )
     log_url: str = option(
         "", "serving log SQLAlchemy URL (default $AIGQ_SERVING_LOG_URL or SQLite under $AIGQ_HOME/serving)"

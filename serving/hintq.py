@@ -23,6 +23,7 @@ what is past even that with a 503).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -113,6 +114,11 @@ class HintQ:
                 self.warm_query_cache()
             except Exception as e:  # noqa: BLE001 - a store down at start-up: fill the cache per request
                 log.warning("query features not warmed: %s", e)
+        if self.cfg.freeze_gc:
+            # everything loaded so far (models, Feast, catalogue) lives as long as the process:
+            # move it out of the collector's sight, so a full collection walks only new objects
+            gc.collect()
+            gc.freeze()
         writer = ServingLogProcess if self.cfg.log_writer == "process" else ServingLog
         self.log = writer(self.cfg.log_url or None) if self.cfg.log else None
         self.flags = FlagWatcher(self.cfg.review_url or None, self.cfg.flags_refresh_seconds)
