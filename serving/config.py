@@ -57,7 +57,9 @@ class ServingConfig:
         "timeouts, SQLite busy timeout) before the request degrades",
     )
     ctr_timeout_seconds: float = option(
-        0.25, "a remote CTR call waits at most this long before the request is served in merge order"
+        0.25,
+        "a remote CTR call (KServe's transformer) waits at most this long before the request is served "
+        "in merge order; BentoML's aigq_ctr service declares the same 0.25 s as its traffic timeout",
     )
     direct_timeout_seconds: float = option(
         2.0, "a remote Direct generation waits at most this long before the request is served without it"
