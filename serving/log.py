@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -230,6 +231,11 @@ def _iso(value):
 def main(argv: list[str]) -> int:
     """The child of ServingLogProcess: JSON rows on stdin into a ServingLog until end of input;
     "written failed" on stdout whenever they change, and at the end."""
+    # a server stopped with SIGTERM (or Ctrl-C) to its process group must not take the rows still
+    # queued here with it: this process ends when its input does, after writing them (the pipe
+    # closes when the server closes the log or dies)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     url, batch_size, flush_seconds = argv[0], int(argv[1]), float(argv[2])
     writer = ServingLog(url, batch_size, flush_seconds)
     done = threading.Event()
