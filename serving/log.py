@@ -251,8 +251,7 @@ def main(argv: list[str]) -> int:
     reporter.start()
     for line in sys.stdin:
         row = json.loads(line)
-        row["served_at"] = datetime.fromisoformat(row["served_at"])
-        writer._queue.put(row)
+        writer.submit({**row, "served_at": datetime.fromisoformat(row["served_at"])})
     writer.flush()
     writer.close()
     done.set()
