@@ -41,7 +41,7 @@ def features_command(args) -> dict | int | None:
     )
     feature_store.store_yaml(cfg.store)  # a bad store name fails before any work
     if args.action == "build":
-        tables = features.rebuild_feature_tables()
+        tables = features.rebuild_feature_tables(cfg.engine, cfg.partition_users)
         say(f"feature tables built under {feature_store.features_dir()}: {tables}")
         return tables
     if args.action == "apply":

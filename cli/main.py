@@ -17,6 +17,7 @@ from pathlib import Path
 from cli import commands, demo
 from cli.stages import STAGES, run_stage
 from core.config import aigq_home, describe
+from core.engine import ENGINE_ENV, ENGINES
 from core.errors import AigqError
 from core.feature_store import STORES
 from core.window import HOLDOUT_DAYS_ENV
@@ -63,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the experiment's hold-out window: the last N whole "
         f"days of the logs, held out by every stage and evaluated on (default ${HOLDOUT_DAYS_ENV} "
         "or 5)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=list(ENGINES),
+        help=f"where the batch stages (feature tables, nearline) run: local (default) or ray, local Ray "
+        f"capped at $AIGQ_RAY_NUM_CPUS (2) or the cluster $RAY_ADDRESS names (default ${ENGINE_ENV} or local)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -166,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.home:
         os.environ["AIGQ_HOME"] = str(Path(args.home).resolve())
     os.environ["AIGQ_HOME"] = str(aigq_home())
+    if args.engine:
+        os.environ[ENGINE_ENV] = args.engine  # every stage and every child reads it
     if args.holdout_days is not None:
         os.environ[HOLDOUT_DAYS_ENV] = str(args.holdout_days)  # every stage and every child reads it
     try:

@@ -7,18 +7,24 @@ first. The nearline tables (Direct candidates, Think mappings) start empty and a
 their jobs.
 
 Everything here is vectorised numpy/Arrow: the `large` profile (7M events) builds in seconds.
+The per-user tables (interests, session state) are built one partition of users at a time, so
+memory is bounded by the partition, not the world: in this process (engine `local`) or as Ray
+Data tasks (engine `ray`), each writing its part files, joined in partition order after.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from core.engine import check_ray_address, engine_name, ray_session
 from core.schemas import TIMESTAMP
 
 DAY_US = 86_400_000_000
@@ -26,6 +32,9 @@ WINDOWS = (1, 7, 30)
 TOP_CATEGORIES = 5
 RECENT_QUERIES = 10
 RECENT_CLICK_CATEGORIES = 5
+PARTITION_USERS = 20_000  # users per partition of the per-user tables (about 1 GB at 30 days)
+EVENT_COLUMNS = ["session_id", "user_id", "event_ts", "event_type", "query", "category_id", "item_id"]
+PER_USER_TABLES = ("user_interests", "session_features")
 SESSION_LIST = 5
 ENGAGEMENT = {"search": 1.0, "click": 1.0, "cart": 3.0, "purchase": 5.0}
 EVENT_TYPES = tuple(ENGAGEMENT)
@@ -63,43 +72,134 @@ NEARLINE_SCHEMAS = {
 
 @dataclass
 class Logs:
-    users: pd.DataFrame
     categories: pd.DataFrame
     queries: pd.DataFrame
     events: pd.DataFrame
     impressions: pd.DataFrame
 
 
-def read_logs(data_dir: Path) -> Logs:
-    def read(name, columns=None):
-        return pq.read_table(data_dir / f"{name}.parquet", columns=columns).to_pandas()
-
-    return Logs(
-        users=read("users"),
-        categories=read("categories"),
-        queries=read("queries"),
-        events=read("events", ["session_id", "user_id", "event_ts", "event_type", "query", "category_id", "item_id"]),
-        impressions=read("hintq_impressions", ["user_id", "impression_ts", "position", "query", "clicked"]),
-    )
-
-
-def build_feature_tables(data_dir: Path, out_dir: Path) -> dict[str, int]:
+def build_feature_tables(
+    data_dir: Path, out_dir: Path, engine: str = "", partition_users: int = PARTITION_USERS
+) -> dict[str, int]:
     """Write every batch-source table; returns rows written per table."""
+    engine = engine_name(engine)  # a bad name or an unreachable cluster fails before any work
+    if engine == "ray":
+        check_ray_address()
     out_dir.mkdir(parents=True, exist_ok=True)
-    logs = read_logs(data_dir)
-    tables = {
-        "user_profile": user_profile_table(logs.users),
-        "user_interests": user_interests_table(logs.events),
-        "query_stats": query_stats_table(logs),
-        "session_features": session_features_table(logs.events),
-    }
-    for name, table in tables.items():
-        pq.write_table(table, out_dir / f"{name}.parquet")
+    users = pq.read_table(data_dir / "users.parquet").to_pandas()
+    counts = {"user_profile": _write(user_profile_table(users), out_dir / "user_profile.parquet")}
+    bounds = partition_bounds(users["user_id"], partition_users)
+    del users
+    counts |= build_per_user_tables(data_dir, out_dir, bounds, engine)
+    searches = pq.read_table(
+        data_dir / "events.parquet", columns=EVENT_COLUMNS, filters=[("event_type", "==", "search")]
+    ).to_pandas()
+    logs = Logs(
+        categories=pq.read_table(data_dir / "categories.parquet").to_pandas(),
+        queries=pq.read_table(data_dir / "queries.parquet").to_pandas(),
+        events=searches,
+        impressions=pq.read_table(
+            data_dir / "hintq_impressions.parquet", columns=["user_id", "impression_ts", "position", "query", "clicked"]
+        ).to_pandas(),
+    )
+    counts["query_stats"] = _write(
+        query_stats_table(logs, first_and_last_us(data_dir / "events.parquet", "event_ts")),
+        out_dir / "query_stats.parquet",
+    )
     for name, schema in NEARLINE_SCHEMAS.items():
         path = out_dir / f"{name}.parquet"
         if not path.exists():  # written by nearline jobs later; never clobber their results
             pq.write_table(schema.empty_table(), path)
-    return {name: t.num_rows for name, t in tables.items()}
+    return counts
+
+
+def _write(table: pa.Table, path: Path) -> int:
+    pq.write_table(table, path)
+    return table.num_rows
+
+
+def first_and_last_us(path: Path, column: str) -> tuple[int, int]:
+    """The earliest and latest timestamp of a log column, in microseconds (one column read)."""
+    mm = pc.min_max(pq.read_table(path, columns=[column]).column(0))
+    return int(pd.Timestamp(mm["min"].as_py()).value // 1000), int(pd.Timestamp(mm["max"].as_py()).value // 1000)
+
+
+def partition_bounds(user_ids: pd.Series, partition_users: int) -> list[str]:
+    """Split points of the sorted user ids: partition p holds bounds[p-1] <= user_id < bounds[p]
+    (open at both ends, so a user missing from the users table still lands in one)."""
+    ordered = np.sort(user_ids.astype(str).unique())
+    return [str(u) for u in ordered[partition_users :: max(partition_users, 1)]]
+
+
+def partition_filter(bounds: list[str], part: int) -> list[tuple] | None:
+    lo = [("user_id", ">=", bounds[part - 1])] if part > 0 else []
+    hi = [("user_id", "<", bounds[part])] if part < len(bounds) else []
+    return (lo + hi) or None
+
+
+def per_user_partition(data_dir: Path, parts_dir: Path, bounds: list[str], part: int, day_range) -> dict[str, int]:
+    """One partition's interest snapshots and session rows, written as part files."""
+    events = pq.read_table(
+        data_dir / "events.parquet", columns=EVENT_COLUMNS, filters=partition_filter(bounds, part)
+    ).to_pandas()
+    if events.empty:  # users who signed up and did nothing: no snapshots, no sessions
+        return dict.fromkeys(PER_USER_TABLES, 0)
+    tables = {
+        "user_interests": user_interests_table(events, day_range),
+        "session_features": session_features_table(events),
+    }
+    return {name: _write(t, parts_dir / f"{name}-{part:05d}.parquet") for name, t in tables.items()}
+
+
+def build_per_user_tables(data_dir: Path, out_dir: Path, bounds: list[str], engine: str) -> dict[str, int]:
+    parts_dir = out_dir / ".parts"
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    parts_dir.mkdir()
+    day_range = first_and_last_us(data_dir / "events.parquet", "event_ts")
+    n_parts = len(bounds) + 1
+    if engine == "ray":
+        _per_user_partitions_on_ray(data_dir, parts_dir, bounds, day_range)
+    else:
+        for part in range(n_parts):
+            per_user_partition(data_dir, parts_dir, bounds, part, day_range)
+    counts = {name: _join_parts(parts_dir, name, n_parts, out_dir / f"{name}.parquet") for name in PER_USER_TABLES}
+    shutil.rmtree(parts_dir)
+    return counts
+
+
+def _per_user_partitions_on_ray(data_dir: Path, parts_dir: Path, bounds: list[str], day_range) -> None:
+    """The partitions as Ray Data tasks, one partition per batch; each task writes its own part
+    files (shared storage: a cluster's workers need the same paths), so only counts travel back."""
+    import ray.data
+
+    def build(batch: dict) -> dict:
+        rows = [per_user_partition(data_dir, parts_dir, bounds, int(p), day_range) for p in batch["part"]]
+        return {"part": batch["part"], **{name: [r[name] for r in rows] for name in PER_USER_TABLES}}
+
+    with ray_session():
+        done = ray.data.range(len(bounds) + 1).rename_columns({"id": "part"}).map_batches(build, batch_size=1)
+        done.materialize()
+
+
+def _join_parts(parts_dir: Path, name: str, n_parts: int, path: Path) -> int:
+    """Concatenate the part files in partition order, one row group at a time."""
+    rows, writer = 0, None
+    try:
+        for part in range(n_parts):
+            part_path = parts_dir / f"{name}-{part:05d}.parquet"
+            if not part_path.exists():  # a partition without events
+                continue
+            part_file = pq.ParquetFile(part_path)
+            if writer is None:
+                writer = pq.ParquetWriter(path, part_file.schema_arrow)
+            for group in range(part_file.num_row_groups):
+                table = part_file.read_row_group(group)
+                writer.write_table(table)
+                rows += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
 
 
 def user_profile_table(users: pd.DataFrame) -> pa.Table:
@@ -144,12 +244,15 @@ def _day_index(ts_us: np.ndarray, t0: int) -> np.ndarray:
     return (ts_us - t0) // DAY_US
 
 
-def user_interests_table(events: pd.DataFrame) -> pa.Table:
-    """One row per (user, day) with activity in the last 30 days, stamped at the day's end."""
+def user_interests_table(events: pd.DataFrame, day_range: tuple[int, int] | None = None) -> pa.Table:
+    """One row per (user, day) with activity in the last 30 days, stamped at the day's end.
+    `day_range`: the whole log's first and last event (us), so every partition of users shares
+    one day grid (default: these events' own)."""
     ts = _ts_us(events["event_ts"])
-    t0 = (ts.min() // DAY_US) * DAY_US
+    first_us, last_us = day_range or (int(ts.min()), int(ts.max()))
+    t0 = (first_us // DAY_US) * DAY_US
     day = _day_index(ts, t0)
-    n_days = int(day.max()) + 1
+    n_days = int(_day_index(np.int64(last_us), t0)) + 1
     user_codes, users = pd.factorize(events["user_id"], sort=True)
     cat_codes, cats = pd.factorize(events["category_id"].fillna(""), sort=True)
     etype = pd.Categorical(events["event_type"], categories=EVENT_TYPES).codes
@@ -241,14 +344,17 @@ def _recent_per_snapshot(events, ts, user_codes, mask, column, snap_user, snap_e
     return window_lists(values, first, end, max_len)
 
 
-def query_stats_table(logs: Logs) -> pa.Table:
-    """One row per (query, day) for every catalogue query: popularity, CTR, category."""
+def query_stats_table(logs: Logs, event_range: tuple[int, int] | None = None) -> pa.Table:
+    """One row per (query, day) for every catalogue query: popularity, CTR, category.
+    `event_range`: the first and last event of the whole log (us), when `logs.events` holds the
+    searches alone (default: the range of `logs.events`)."""
     ev = logs.events[logs.events["event_type"] == "search"]
     q = logs.queries.merge(logs.categories[["category_id", "domain"]], on="category_id", how="left")
     index = pd.Index(q["query"])
     ts = _ts_us(ev["event_ts"])
     imp_ts = _ts_us(logs.impressions["impression_ts"])
-    all_ts = np.concatenate([_ts_us(logs.events["event_ts"]), imp_ts])
+    event_ts = np.array(event_range, np.int64) if event_range else _ts_us(logs.events["event_ts"])
+    all_ts = np.concatenate([event_ts, imp_ts])
     t0 = (all_ts.min() // DAY_US) * DAY_US
     n_days = int(_day_index(all_ts, t0).max()) + 1
 

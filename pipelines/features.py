@@ -21,7 +21,7 @@ from tqdm import tqdm
 from core.config import option
 from core.errors import AigqError
 from core.feature_store import FEATURE_REPO, STORES, data_dir, features_dir, open_store, prepare_environment
-from pipelines.feature_tables import FEATURE_TABLES, build_feature_tables, session_state_rows
+from pipelines.feature_tables import FEATURE_TABLES, PARTITION_USERS, build_feature_tables, session_state_rows
 
 
 @dataclass
@@ -34,6 +34,8 @@ class FeaturesConfig:
         "", "push-sessions: replay events at or after this ISO time (default: the last 24 h of logs)"
     )
     push_batch_rows: int = option(2000, "push-sessions: rows per push call")
+    engine: str = option("", "build: local | ray (default $AIGQ_ENGINE or local; `aigq --engine`)")
+    partition_users: int = option(PARTITION_USERS, "build: users per partition of the per-user tables (memory bound)")
 
 
 def require_feature_tables() -> None:
@@ -132,5 +134,5 @@ def push_sessions(store: str = "sqlite", since: str = "", batch_rows: int = 2000
     return len(rows)
 
 
-def rebuild_feature_tables() -> dict[str, int]:
-    return build_feature_tables(data_dir(), features_dir())
+def rebuild_feature_tables(engine: str = "", partition_users: int = PARTITION_USERS) -> dict[str, int]:
+    return build_feature_tables(data_dir(), features_dir(), engine, partition_users)

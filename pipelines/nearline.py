@@ -12,8 +12,9 @@ Each run covers the activity window (watermark, newest event]. It is idempotent 
 
 The state lives in SQL through SQLAlchemy (SQLite under $AIGQ_HOME/nearline by default,
 PostgreSQL by URL). `models.direct.DirectBatch` is the unit of work: a callable over a pandas batch
-of user contexts, the shape Ray Data's `map_batches` or a Spark `mapInPandas` takes, so the loop
-here can be swapped for either without touching generation.
+of user contexts. With engine `ray` it runs as Ray Data actors (`map_batches`, the model loaded
+once per actor, contexts read from Feast by another actor); the driver keeps the state, pushes
+each batch and moves the watermark exactly as the local loop does.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +37,7 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from core.config import aigq_home, option
+from core.engine import check_ray_address, engine_name, ray_session, stage_env
 from core.errors import AigqError
 from core.feature_store import DIRECT_SERVICE, open_store
 from models.direct import DirectBatch, newest_direct_model
@@ -90,8 +93,9 @@ class NearlineConfig:
     workers: int = option(
         1,
         "generation processes: 1 generates in this process; N > 1 runs a pool of N "
-        "single-threaded workers (the local stand-in for Ray/Spark executors)",
+        "single-threaded workers. On Ray: the number of generation actors (1: one per Ray CPU)",
     )
+    engine: str = option("", "local | ray (default $AIGQ_ENGINE or local; `aigq --engine`)")
     max_users: int = option(0, "stop after this many users in this invocation (0: all; the rest resume next time)")
     seed: int = option(0, "generation seed")
 
@@ -161,6 +165,62 @@ def generated_batches(model_dir: Path, cfg: NearlineConfig, contexts: Iterator[p
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+class _ContextReader:
+    """Ray Data actor: the Direct prompt's features for a batch of users, from the online store."""
+
+    def __init__(self, store: str, hour: int, env: dict[str, str]):
+        os.environ.update(env)  # the driver's home and store settings (a worker may serve many jobs)
+        self.fs, self.hour = open_store(store), hour
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        return fetch_contexts(self.fs, list(batch["user_id"]), self.hour)
+
+
+class _DirectActor:
+    """Ray Data actor: one Direct model per actor, one torch thread per Ray CPU."""
+
+    def __init__(self, model_dir: str, batch_size: int, seed: int, env: dict[str, str]):
+        os.environ.update(env)  # the driver's home: the model reads its catalogue there
+        _start_worker(model_dir, batch_size, seed)
+
+    def __call__(self, contexts: pd.DataFrame) -> pd.DataFrame:
+        return _worker_generate(contexts)
+
+
+def ray_generated_batches(
+    model_dir: Path, cfg: NearlineConfig, users: Sequence[str], hour: int
+) -> Iterator[pd.DataFrame]:
+    """Direct lists for `users` on Ray Data, streamed back batch by batch in any order. Must run
+    inside `ray_session()`."""
+    import ray
+    import ray.data
+
+    if not users:
+        return
+    actors = cfg.workers if cfg.workers > 1 else max(1, int(ray.cluster_resources().get("CPU", 1)))
+    blocks = [pd.DataFrame({"user_id": users[s : s + cfg.batch_size]}) for s in range(0, len(users), cfg.batch_size)]
+    lists_ds = (
+        ray.data.from_pandas(blocks)
+        .map_batches(
+            _ContextReader,
+            fn_constructor_args=(cfg.store, hour, stage_env()),
+            batch_size=cfg.batch_size,
+            batch_format="pandas",
+            compute=ray.data.ActorPoolStrategy(size=1),
+            num_cpus=0,  # mostly waiting on the online store; generation takes the CPUs
+        )
+        .map_batches(
+            _DirectActor,
+            fn_constructor_args=(str(model_dir), cfg.batch_size, cfg.seed, stage_env()),
+            batch_size=cfg.batch_size,
+            batch_format="pandas",
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
+            num_cpus=1,
+        )
+    )
+    yield from lists_ds.iter_batches(batch_size=None, batch_format="pandas")
 
 
 def fetch_contexts(fs, users: Sequence[str], hour: int) -> pd.DataFrame:
@@ -279,6 +339,9 @@ def main(cfg: NearlineConfig, fs=None, on_batch: Callable[[int], None] | None = 
     `on_batch(i)` is called after each pushed batch (progress hooks; tests kill the job there)."""
 
     started = time.perf_counter()
+    on_ray = engine_name(cfg.engine) == "ray"
+    if on_ray:
+        check_ray_address()
     model_dir = Path(cfg.model) if cfg.model else newest_direct_model()
     engine = state_engine(cfg.state_url)
     try:
@@ -297,19 +360,23 @@ def main(cfg: NearlineConfig, fs=None, on_batch: Callable[[int], None] | None = 
         if cfg.max_users:
             todo = todo[: cfg.max_users]
         hour = _utc(run["until"]).hour
-        batches = [todo[s : s + cfg.batch_size] for s in range(0, len(todo), cfg.batch_size)]
-        contexts = (fetch_contexts(fs, batch, hour) for batch in batches)
         generated = 0
-        results = generated_batches(model_dir, cfg, contexts)
-        for i, (batch, out) in enumerate(
-            tqdm(zip(batches, results), total=len(batches), desc="nearline direct", unit="batch")
-        ):
-            rows = record(engine, run["run_id"], out, version, datetime.now(UTC))
-            push_lists(fs, rows)
-            mark_pushed(engine, run["run_id"], batch)
-            generated += len(batch)
-            if on_batch is not None:
-                on_batch(i)
+        with ray_session() if on_ray else nullcontext():
+            if on_ray:
+                results = ray_generated_batches(model_dir, cfg, todo, hour)
+            else:
+                batches = [todo[s : s + cfg.batch_size] for s in range(0, len(todo), cfg.batch_size)]
+                results = generated_batches(model_dir, cfg, (fetch_contexts(fs, batch, hour) for batch in batches))
+            n_batches = -(-len(todo) // cfg.batch_size)
+            # closing: a failed batch stops the generation (a pool, Ray actors) before we leave
+            with closing(results):
+                for i, out in enumerate(tqdm(results, total=n_batches, desc="nearline direct", unit="batch")):
+                    rows = record(engine, run["run_id"], out, version, datetime.now(UTC))
+                    push_lists(fs, rows)
+                    mark_pushed(engine, run["run_id"], list(out["user_id"]))
+                    generated += len(out)
+                    if on_batch is not None:
+                        on_batch(i)
         complete = len(recorded_users(engine, run["run_id"])) == len(users)
         if complete:
             finish_run(engine, run, len(users))

@@ -88,3 +88,15 @@ def test_session_table_is_order_independent(tables, tmp_path):
     a = shuffled.sort_values(key).reset_index(drop=True)
     b = ordered.sort_values(key).reset_index(drop=True)
     assert [list(x) for x in a["session_queries"]] == [list(x) for x in b["session_queries"]]
+
+
+def test_per_user_partitions_give_the_same_tables(tables, tmp_path):
+    """One user per partition (the memory-bounded path) writes the same rows as one partition."""
+    write_logs(tmp_path / "data", LEAKAGE_EVENTS, LEAKAGE_IMPRESSIONS)
+    build_feature_tables(tmp_path / "data", tmp_path / "features", engine="local", partition_users=1)
+    for name, whole in tables.items():
+        parted = pd.read_parquet(tmp_path / "features" / f"{name}.parquet")
+        key = ["session_id", "event_timestamp"] if name == "session_features" else list(whole.columns[:2])
+        a, b = (f.sort_values(key).reset_index(drop=True) for f in (whole, parted))
+        assert a.astype(str).equals(b.astype(str)), name
+    assert not (tmp_path / "features" / ".parts").exists()
