@@ -2,8 +2,8 @@
 over the same functions: local Ray capped at `AIGQ_RAY_NUM_CPUS`, or the cluster `RAY_ADDRESS`
 names, `ray://host:10001` included). ray is imported inside the functions that use it.
 
-    with ray_session():
-        ray.data.from_pandas(frame).map_batches(...)
+    ensure_ray()
+    ray.data.from_pandas(frame).map_batches(...)
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import atexit
 import logging
 import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import urlparse
 
 from core.config import ConfigError, aigq_home
@@ -61,10 +59,9 @@ def check_ray_address(address: str | None = None) -> None:
         raise AigqError(f"RAY_ADDRESS={address}: no Ray cluster answers there ({e.strerror or e})") from None
 
 
-@contextmanager
-def ray_session(num_cpus: int | None = None) -> Iterator[None]:
+def ensure_ray(num_cpus: int | None = None) -> None:
     """Ray for the stages of this process: joined if already running, else started (local,
-    capped) or connected ($RAY_ADDRESS) once and shut down at exit. Not shut down after each
+    capped) or connected ($RAY_ADDRESS) once, and shut down at exit. Not shut down after each
     stage: a second `ray.init` in one process races the first session's threads. One Ray
     session may serve stages on several homes: what a worker needs of this process's settings
     travels with each stage (`stage_env`), not with the session."""
@@ -72,7 +69,6 @@ def ray_session(num_cpus: int | None = None) -> Iterator[None]:
 
     if not ray.is_initialized():
         _start_ray(num_cpus)
-    yield
 
 
 def stage_env() -> dict[str, str]:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from core.engine import check_ray_address, engine_name, ray_session
+from core.engine import check_ray_address, engine_name, ensure_ray
 from core.schemas import TIMESTAMP
 
 DAY_US = 86_400_000_000
@@ -176,9 +176,8 @@ def _per_user_partitions_on_ray(data_dir: Path, parts_dir: Path, bounds: list[st
         rows = [per_user_partition(data_dir, parts_dir, bounds, int(p), day_range) for p in batch["part"]]
         return {"part": batch["part"], **{name: [r[name] for r in rows] for name in PER_USER_TABLES}}
 
-    with ray_session():
-        done = ray.data.range(len(bounds) + 1).rename_columns({"id": "part"}).map_batches(build, batch_size=1)
-        done.materialize()
+    ensure_ray()
+    ray.data.range(len(bounds) + 1).rename_columns({"id": "part"}).map_batches(build, batch_size=1).materialize()
 
 
 def _join_parts(parts_dir: Path, name: str, n_parts: int, path: Path) -> int:

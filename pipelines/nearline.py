@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import closing, nullcontext
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from core.config import aigq_home, option
-from core.engine import check_ray_address, engine_name, ray_session, stage_env
+from core.engine import check_ray_address, engine_name, ensure_ray, stage_env
 from core.errors import AigqError
 from core.feature_store import DIRECT_SERVICE, open_store
 from models.direct import DirectBatch, newest_direct_model
@@ -192,8 +192,8 @@ class _DirectActor:
 def ray_generated_batches(
     model_dir: Path, cfg: NearlineConfig, users: Sequence[str], hour: int
 ) -> Iterator[pd.DataFrame]:
-    """Direct lists for `users` on Ray Data, streamed back batch by batch in any order. Must run
-    inside `ray_session()`."""
+    """Direct lists for `users` on Ray Data, streamed back batch by batch in any order (Ray
+    started: `ensure_ray`)."""
     import ray
     import ray.data
 
@@ -361,22 +361,22 @@ def main(cfg: NearlineConfig, fs=None, on_batch: Callable[[int], None] | None = 
             todo = todo[: cfg.max_users]
         hour = _utc(run["until"]).hour
         generated = 0
-        with ray_session() if on_ray else nullcontext():
-            if on_ray:
-                results = ray_generated_batches(model_dir, cfg, todo, hour)
-            else:
-                batches = [todo[s : s + cfg.batch_size] for s in range(0, len(todo), cfg.batch_size)]
-                results = generated_batches(model_dir, cfg, (fetch_contexts(fs, batch, hour) for batch in batches))
-            n_batches = -(-len(todo) // cfg.batch_size)
-            # closing: a failed batch stops the generation (a pool, Ray actors) before we leave
-            with closing(results):
-                for i, out in enumerate(tqdm(results, total=n_batches, desc="nearline direct", unit="batch")):
-                    rows = record(engine, run["run_id"], out, version, datetime.now(UTC))
-                    push_lists(fs, rows)
-                    mark_pushed(engine, run["run_id"], list(out["user_id"]))
-                    generated += len(out)
-                    if on_batch is not None:
-                        on_batch(i)
+        if on_ray:
+            ensure_ray()
+            results = ray_generated_batches(model_dir, cfg, todo, hour)
+        else:
+            batches = [todo[s : s + cfg.batch_size] for s in range(0, len(todo), cfg.batch_size)]
+            results = generated_batches(model_dir, cfg, (fetch_contexts(fs, batch, hour) for batch in batches))
+        n_batches = -(-len(todo) // cfg.batch_size)
+        # closing: a failed batch stops the generation (a pool, Ray actors) before we leave
+        with closing(results):
+            for i, out in enumerate(tqdm(results, total=n_batches, desc="nearline direct", unit="batch")):
+                rows = record(engine, run["run_id"], out, version, datetime.now(UTC))
+                push_lists(fs, rows)
+                mark_pushed(engine, run["run_id"], list(out["user_id"]))
+                generated += len(out)
+                if on_batch is not None:
+                    on_batch(i)
         complete = len(recorded_users(engine, run["run_id"])) == len(users)
         if complete:
             finish_run(engine, run, len(users))

@@ -9,7 +9,7 @@
 
 Locally, `aigq serve kserve --port P` runs the transformer on P and the predictor on P+1, both on
 127.0.0.1 (KServe binds 0.0.0.0 itself: `bind_loopback` narrows it). In a cluster the same
-module is the container entry point (`servers/manifests/`):
+module is the container entry point (`deploy/kserve/`):
 
     python -m servers.kserve_server predictor --http_port 8080
     python -m servers.kserve_server transformer --http_port 8080 --predictor_host hintq-predictor...
@@ -27,7 +27,8 @@ import sys
 from core.errors import AigqError
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The container entry point's arguments (deploy/kserve/ names them; tests parse those)."""
     parser = argparse.ArgumentParser(prog="python -m servers.kserve_server")
     parser.add_argument("role", choices=["predictor", "transformer"])
     parser.add_argument("--http_port", type=int, default=8080)
@@ -35,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--predictor_host", default="", help="transformer: host:port of the CTR predictor")
     parser.add_argument("--store", default="sqlite", help="transformer: feature store (sqlite | redis_postgres)")
     parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     sys.argv = sys.argv[:1]  # kserve parses argv at import: give it nothing of ours
 
     logging.getLogger("feast").setLevel(logging.ERROR)
