@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     d = sub.add_parser("demo", help="the whole pipeline end to end on the embedded default")
-    d.add_argument("--profile", default="demo", choices=list(PROFILES))
+    d.add_argument("--profile", default="demo", choices=list(demo.TRAIN_STEPS))  # xlarge: batch side only
     d.add_argument("--store", default="sqlite", choices=list(STORES))
     d.add_argument("--seed", type=int, help="world seed (default: simulate's)")
     d.add_argument("--end-date", help="the world's end date, YYYY-MM-DD (default today)")

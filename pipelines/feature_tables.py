@@ -7,15 +7,15 @@ first. The nearline tables (Direct candidates, Think mappings) start empty and a
 their jobs.
 
 Everything here is vectorised numpy/Arrow: the `large` profile (7M events) builds in seconds.
-The per-user tables (interests, session state) are built one partition of users at a time, so
-memory is bounded by the partition, not the world: in this process (engine `local`) or as Ray
-Data tasks (engine `ray`), each writing its part files, joined in partition order after.
+The per-user tables (interests, session state) are built one partition of users at a time (a
+hash of the user id; one streaming pass splits the event log), so memory is bounded by the
+partition, not the world: in this process (engine `local`) or as Ray Data tasks (engine `ray`),
+each writing its part files, joined in partition order after.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -70,14 +70,6 @@ NEARLINE_SCHEMAS = {
 }
 
 
-@dataclass
-class Logs:
-    categories: pd.DataFrame
-    queries: pd.DataFrame
-    events: pd.DataFrame
-    impressions: pd.DataFrame
-
-
 def build_feature_tables(
     data_dir: Path, out_dir: Path, engine: str = "", partition_users: int = PARTITION_USERS
 ) -> dict[str, int]:
@@ -88,24 +80,10 @@ def build_feature_tables(
     out_dir.mkdir(parents=True, exist_ok=True)
     users = pq.read_table(data_dir / "users.parquet").to_pandas()
     counts = {"user_profile": _write(user_profile_table(users), out_dir / "user_profile.parquet")}
-    bounds = partition_bounds(users["user_id"], partition_users)
+    n_parts = max(1, -(-len(users) // max(partition_users, 1)))
     del users
-    counts |= build_per_user_tables(data_dir, out_dir, bounds, engine)
-    searches = pq.read_table(
-        data_dir / "events.parquet", columns=EVENT_COLUMNS, filters=[("event_type", "==", "search")]
-    ).to_pandas()
-    logs = Logs(
-        categories=pq.read_table(data_dir / "categories.parquet").to_pandas(),
-        queries=pq.read_table(data_dir / "queries.parquet").to_pandas(),
-        events=searches,
-        impressions=pq.read_table(
-            data_dir / "hintq_impressions.parquet", columns=["user_id", "impression_ts", "position", "query", "clicked"]
-        ).to_pandas(),
-    )
-    counts["query_stats"] = _write(
-        query_stats_table(logs, first_and_last_us(data_dir / "events.parquet", "event_ts")),
-        out_dir / "query_stats.parquet",
-    )
+    counts |= build_per_user_tables(data_dir, out_dir, n_parts, engine)
+    counts["query_stats"] = _write(query_stats_table(data_dir), out_dir / "query_stats.parquet")
     for name, schema in NEARLINE_SCHEMAS.items():
         path = out_dir / f"{name}.parquet"
         if not path.exists():  # written by nearline jobs later; never clobber their results
@@ -124,26 +102,38 @@ def first_and_last_us(path: Path, column: str) -> tuple[int, int]:
     return int(pd.Timestamp(mm["min"].as_py()).value // 1000), int(pd.Timestamp(mm["max"].as_py()).value // 1000)
 
 
-def partition_bounds(user_ids: pd.Series, partition_users: int) -> list[str]:
-    """Split points of the sorted user ids: partition p holds bounds[p-1] <= user_id < bounds[p]
-    (open at both ends, so a user missing from the users table still lands in one)."""
-    ordered = np.sort(user_ids.astype(str).unique())
-    return [str(u) for u in ordered[partition_users :: max(partition_users, 1)]]
+def user_partition(user_ids, n_parts: int) -> np.ndarray:
+    """The partition of each user: a hash of the id, so one pass over the log splits it."""
+    return (pd.util.hash_array(np.asarray(user_ids, dtype=object)) % np.uint64(n_parts)).astype(np.int64)
 
 
-def partition_filter(bounds: list[str], part: int) -> list[tuple] | None:
-    lo = [("user_id", ">=", bounds[part - 1])] if part > 0 else []
-    hi = [("user_id", "<", bounds[part])] if part < len(bounds) else []
-    return (lo + hi) or None
+def bucket_events(events_path: Path, parts_dir: Path, n_parts: int) -> None:
+    """Split the event log by user partition in one streaming pass (a batch in memory at a time),
+    into parts_dir/events-PPPPP.parquet."""
+    log = pq.ParquetFile(events_path)
+    schema = pa.schema([log.schema_arrow.field(c) for c in EVENT_COLUMNS])
+    writers: dict[int, pq.ParquetWriter] = {}
+    try:
+        for batch in log.iter_batches(batch_size=1_000_000, columns=EVENT_COLUMNS):
+            part = user_partition(batch.column("user_id").to_numpy(zero_copy_only=False), n_parts)
+            order = np.argsort(part, kind="stable")
+            starts = np.searchsorted(part[order], np.arange(n_parts + 1))
+            table = pa.Table.from_batches([batch]).take(pa.array(order))
+            for p in range(n_parts):
+                if starts[p + 1] > starts[p]:
+                    if p not in writers:
+                        writers[p] = pq.ParquetWriter(parts_dir / f"events-{p:05d}.parquet", schema)
+                    writers[p].write_table(table.slice(starts[p], starts[p + 1] - starts[p]))
+    finally:
+        for w in writers.values():
+            w.close()
 
 
-def per_user_partition(data_dir: Path, parts_dir: Path, bounds: list[str], part: int, day_range) -> dict[str, int]:
+def per_user_partition(events_path: Path, parts_dir: Path, part: int, day_range) -> dict[str, int]:
     """One partition's interest snapshots and session rows, written as part files."""
-    events = pq.read_table(
-        data_dir / "events.parquet", columns=EVENT_COLUMNS, filters=partition_filter(bounds, part)
-    ).to_pandas()
-    if events.empty:  # users who signed up and did nothing: no snapshots, no sessions
+    if not events_path.exists():  # a partition whose users did nothing: no snapshots, no sessions
         return dict.fromkeys(PER_USER_TABLES, 0)
+    events = pq.read_table(events_path, columns=EVENT_COLUMNS).to_pandas()
     tables = {
         "user_interests": user_interests_table(events, day_range),
         "session_features": session_features_table(events),
@@ -151,33 +141,38 @@ def per_user_partition(data_dir: Path, parts_dir: Path, bounds: list[str], part:
     return {name: _write(t, parts_dir / f"{name}-{part:05d}.parquet") for name, t in tables.items()}
 
 
-def build_per_user_tables(data_dir: Path, out_dir: Path, bounds: list[str], engine: str) -> dict[str, int]:
+def build_per_user_tables(data_dir: Path, out_dir: Path, n_parts: int, engine: str) -> dict[str, int]:
     parts_dir = out_dir / ".parts"
     shutil.rmtree(parts_dir, ignore_errors=True)
     parts_dir.mkdir()
     day_range = first_and_last_us(data_dir / "events.parquet", "event_ts")
-    n_parts = len(bounds) + 1
-    if engine == "ray":
-        _per_user_partitions_on_ray(data_dir, parts_dir, bounds, day_range)
+    if n_parts == 1:  # the whole log is the partition: no copy
+        sources = [data_dir / "events.parquet"]
     else:
-        for part in range(n_parts):
-            per_user_partition(data_dir, parts_dir, bounds, part, day_range)
+        bucket_events(data_dir / "events.parquet", parts_dir, n_parts)
+        sources = [parts_dir / f"events-{p:05d}.parquet" for p in range(n_parts)]
+    if engine == "ray":
+        _per_user_partitions_on_ray(sources, parts_dir, day_range)
+    else:
+        for part, source in enumerate(sources):
+            per_user_partition(source, parts_dir, part, day_range)
     counts = {name: _join_parts(parts_dir, name, n_parts, out_dir / f"{name}.parquet") for name in PER_USER_TABLES}
     shutil.rmtree(parts_dir)
     return counts
 
 
-def _per_user_partitions_on_ray(data_dir: Path, parts_dir: Path, bounds: list[str], day_range) -> None:
-    """The partitions as Ray Data tasks, one partition per batch; each task writes its own part
-    files (shared storage: a cluster's workers need the same paths), so only counts travel back."""
+def _per_user_partitions_on_ray(sources: list[Path], parts_dir: Path, day_range) -> None:
+    """The partitions as Ray Data tasks, one partition per batch; each task reads its bucket and
+    writes its part files (shared storage: a cluster's workers need the same paths), so only
+    counts travel back."""
     import ray.data
 
     def build(batch: dict) -> dict:
-        rows = [per_user_partition(data_dir, parts_dir, bounds, int(p), day_range) for p in batch["part"]]
+        rows = [per_user_partition(sources[int(p)], parts_dir, int(p), day_range) for p in batch["part"]]
         return {"part": batch["part"], **{name: [r[name] for r in rows] for name in PER_USER_TABLES}}
 
     ensure_ray()
-    ray.data.range(len(bounds) + 1).rename_columns({"id": "part"}).map_batches(build, batch_size=1).materialize()
+    ray.data.range(len(sources)).rename_columns({"id": "part"}).map_batches(build, batch_size=1).materialize()
 
 
 def _join_parts(parts_dir: Path, name: str, n_parts: int, path: Path) -> int:
@@ -343,36 +338,48 @@ def _recent_per_snapshot(events, ts, user_codes, mask, column, snap_user, snap_e
     return window_lists(values, first, end, max_len)
 
 
-def query_stats_table(logs: Logs, event_range: tuple[int, int] | None = None) -> pa.Table:
-    """One row per (query, day) for every catalogue query: popularity, CTR, category.
-    `event_range`: the first and last event of the whole log (us), when `logs.events` holds the
-    searches alone (default: the range of `logs.events`)."""
-    ev = logs.events[logs.events["event_type"] == "search"]
-    q = logs.queries.merge(logs.categories[["category_id", "domain"]], on="category_id", how="left")
+def query_stats_table(data_dir: Path, batch_rows: int = 1_000_000) -> pa.Table:
+    """One row per (query, day) for every catalogue query: popularity, CTR, category. The search
+    and impression logs are read in batches (streaming sums per query and day), so memory is
+    bounded by the catalogue x days grid, not the log."""
+    categories = pq.read_table(data_dir / "categories.parquet", columns=["category_id", "domain"]).to_pandas()
+    queries = pq.read_table(data_dir / "queries.parquet", columns=["query", "category_id"]).to_pandas()
+    q = queries.merge(categories, on="category_id", how="left")
     index = pd.Index(q["query"])
-    ts = _ts_us(ev["event_ts"])
-    imp_ts = _ts_us(logs.impressions["impression_ts"])
-    event_ts = np.array(event_range, np.int64) if event_range else _ts_us(logs.events["event_ts"])
-    all_ts = np.concatenate([event_ts, imp_ts])
-    t0 = (all_ts.min() // DAY_US) * DAY_US
-    n_days = int(_day_index(all_ts, t0).max()) + 1
+    events_path, impressions_path = data_dir / "events.parquet", data_dir / "hintq_impressions.parquet"
+    ranges = [first_and_last_us(events_path, "event_ts")]
+    if pq.ParquetFile(impressions_path).metadata.num_rows:
+        ranges.append(first_and_last_us(impressions_path, "impression_ts"))
+    t0 = (min(r[0] for r in ranges) // DAY_US) * DAY_US
+    n_days = int(_day_index(np.int64(max(r[1] for r in ranges)), t0)) + 1
 
-    def per_day(query_text: pd.Series, day: np.ndarray, weight=None) -> np.ndarray:
+    def add(grid: np.ndarray, query_text, ts: np.ndarray, weight=None) -> None:
         codes = index.get_indexer(query_text)
         ok = codes >= 0  # queries outside the catalogue have no stats row
-        grid = np.zeros((len(index), n_days + 1))
-        np.add.at(grid, (codes[ok], day[ok] + 1), 1 if weight is None else weight[ok])
-        return grid.cumsum(axis=1)
+        np.add.at(grid, (codes[ok], _day_index(ts, t0)[ok] + 1), 1 if weight is None else weight[ok])
 
-    searches = per_day(ev["query"], _day_index(ts, t0))
-    shown = per_day(logs.impressions["query"], _day_index(imp_ts, t0))
-    clicked = logs.impressions["clicked"].to_numpy().astype(float)
-    clicks = per_day(logs.impressions["query"], _day_index(imp_ts, t0), clicked)
+    def batches(path: Path, columns: list[str]):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
+            yield batch.to_pandas()
+
+    searches, shown, clicks, expected = (np.zeros((len(index), n_days + 1)) for _ in range(4))
+    for ev in batches(events_path, ["event_ts", "event_type", "query"]):
+        ev = ev[ev["event_type"] == "search"]
+        add(searches, ev["query"], _ts_us(ev["event_ts"]))
     # clicks expected at the positions a query was shown: the denominator of COEC, a CTR with
-    # the position bias of past placements divided out
-    position = logs.impressions["position"].to_numpy()
-    ctr_at = pd.Series(clicked).groupby(position).mean()
-    expected = per_day(logs.impressions["query"], _day_index(imp_ts, t0), ctr_at.reindex(position).to_numpy())
+    # the position bias of past placements divided out (first pass: the CTR of each position)
+    impression_columns = ["impression_ts", "position", "query", "clicked"]
+    at_position = pd.DataFrame({"clicks": [], "shown": []})
+    for imp in batches(impressions_path, impression_columns):
+        counts = imp.groupby("position")["clicked"].agg(clicks="sum", shown="size")
+        at_position = at_position.add(counts, fill_value=0)
+    ctr_at = at_position["clicks"] / at_position["shown"]
+    for imp in batches(impressions_path, impression_columns):
+        ts, clicked = _ts_us(imp["impression_ts"]), imp["clicked"].to_numpy().astype(float)
+        add(shown, imp["query"], ts)
+        add(clicks, imp["query"], ts, clicked)
+        add(expected, imp["query"], ts, ctr_at.reindex(imp["position"].to_numpy()).to_numpy())
+    searches, shown, clicks, expected = (g.cumsum(axis=1) for g in (searches, shown, clicks, expected))
 
     def window(c, w):
         return c[:, 1:] - c[:, np.maximum(np.arange(1, c.shape[1]) - w, 0)]

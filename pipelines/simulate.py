@@ -32,6 +32,7 @@ PROFILES = {
     "tiny": dict(n_users=300, n_days=10),
     "demo": dict(n_users=2_000, n_days=30),
     "large": dict(n_users=100_000, n_days=30),
+    "xlarge": dict(n_users=1_000_000, n_days=30),  # the batch side's scale test (benchmarks/bench_scale.py)
 }
 
 

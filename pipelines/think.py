@@ -18,6 +18,7 @@ audit) and writes $AIGQ_HOME/think/mappings.parquet.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,7 @@ from tqdm import tqdm
 
 from core.catalogue import QueryCatalogue
 from core.config import aigq_home, option
+from core.engine import check_ray_address, engine_name, ensure_ray, stage_env
 from core.errors import AigqError
 from core.feature_store import CATEGORY_PREFIX, open_store
 from core.history import EventLog
@@ -65,6 +67,7 @@ class ThinkConfig:
     store: str = option("sqlite", "feature store to push the mappings to (sqlite | redis_postgres)")
     push: bool = option(True, "push the mappings to Feast's online store")
     seed: int = option(0, "seed")
+    engine: str = option("", "offline batch: local | ray (default $AIGQ_ENGINE or local; `aigq --engine`)")
     output_dir: str = option("", "model directory (default $AIGQ_HOME/models/think)")
 
 
@@ -227,33 +230,91 @@ def generate_mappings(
     fallbacks: Mapping[str, Sequence[str]],
     batch_size: int,
 ) -> pd.DataFrame:
-    """One mapping per trigger: the model's rationale and queries, a shortfall filled from the
-    fallback (the mined mapping, else the category's popular queries) and marked."""
-
+    """One mapping per trigger, batch after batch in this process."""
     rows = []
     for start in tqdm(range(0, len(triggers), batch_size), desc="think batch", unit="batch"):
-        batch = list(triggers[start : start + batch_size])
-        texts = generator.generate_texts([prompt(catalogue, t) for t in batch])
-        for trigger, text in zip(batch, texts):
-            reason, listed = split_completion(text)
-            parsed = [
-                q
-                for q in parse_list(listed, 4 * generator.config.k, generator.is_valid, generator.blocklist)
-                if q != trigger
-            ]
-            queries, sources = complete_list(
-                parsed, [q for q in fallbacks.get(trigger, ()) if q != trigger], generator.config.k
-            )
-            rows.append(
-                {
-                    "trigger": trigger,
-                    "think_queries": queries,
-                    "sources": sources,
-                    "think_rationale": reason or rationale(catalogue, trigger, queries),
-                    "rationale_generated": bool(reason),
-                }
-            )
+        rows += batch_mappings(generator, catalogue, triggers[start : start + batch_size], fallbacks)
     return pd.DataFrame(rows)
+
+
+def batch_mappings(
+    generator, catalogue: QueryCatalogue, triggers: Sequence[str], fallbacks: Mapping[str, Sequence[str]]
+) -> list[dict]:
+    """One mapping per trigger: the model's rationale and queries, a shortfall filled from the
+    fallback (the mined mapping, else the category's popular queries) and marked."""
+    rows = []
+    texts = generator.generate_texts([prompt(catalogue, t) for t in triggers])
+    for trigger, text in zip(triggers, texts):
+        reason, listed = split_completion(text)
+        listed_queries = parse_list(listed, 4 * generator.config.k, generator.is_valid, generator.blocklist)
+        parsed = [q for q in listed_queries if q != trigger]
+        queries, sources = complete_list(
+            parsed, [q for q in fallbacks.get(trigger, ()) if q != trigger], generator.config.k
+        )
+        rows.append(
+            {
+                "trigger": trigger,
+                "think_queries": queries,
+                "sources": sources,
+                "think_rationale": reason or rationale(catalogue, trigger, queries),
+                "rationale_generated": bool(reason),
+            }
+        )
+    return rows
+
+
+class _ThinkActor:
+    """Ray Data actor: the Think model and the catalogue loaded once, one torch thread per CPU."""
+
+    def __init__(self, model: str, gen_config: GenerationConfig, env: dict[str, str]):
+        import torch
+
+        os.environ.update(env)  # the driver's home: the catalogue is read there
+        torch.set_num_threads(1)
+        self.catalogue = QueryCatalogue.load(aigq_home() / "data")
+        self.generator = DirectGenerator(Path(model), gen_config, is_valid=self.catalogue.is_valid)
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        fallbacks = {t: list(f) for t, f in zip(batch["trigger"], batch["fallback"])}
+        return pd.DataFrame(batch_mappings(self.generator, self.catalogue, list(batch["trigger"]), fallbacks))
+
+
+def ray_generate_mappings(
+    model: Path,
+    gen_config: GenerationConfig,
+    triggers: Sequence[str],
+    fallbacks: Mapping[str, Sequence[str]],
+    batch_size: int,
+) -> pd.DataFrame:
+    """The same mappings as `generate_mappings`, the batches on Ray Data actors (generation is
+    seeded by prompt, so a trigger's mapping does not depend on where it ran)."""
+    import ray
+    import ray.data
+
+    ensure_ray()
+    if not triggers:
+        return pd.DataFrame(columns=["trigger", "think_queries", "sources", "think_rationale", "rationale_generated"])
+    actors = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    blocks = [
+        pd.DataFrame({"trigger": chunk, "fallback": [list(fallbacks.get(t, ())) for t in chunk]})
+        for chunk in (list(triggers[s : s + batch_size]) for s in range(0, len(triggers), batch_size))
+    ]
+    out = (
+        ray.data.from_pandas(blocks)
+        .map_batches(
+            _ThinkActor,
+            fn_constructor_args=(str(model), gen_config, stage_env()),
+            batch_size=batch_size,
+            batch_format="pandas",
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
+            num_cpus=1,
+        )
+        .to_pandas()
+    )
+    for column in ("think_queries", "sources"):  # Arrow hands lists back as arrays
+        out[column] = out[column].map(list)
+    order = {t: i for i, t in enumerate(triggers)}
+    return out.sort_values("trigger", key=lambda col: col.map(order)).reset_index(drop=True)
 
 
 def push_mappings(mappings: pd.DataFrame, store: str) -> None:
@@ -287,6 +348,9 @@ def load_logs() -> tuple[pd.DataFrame, QueryCatalogue]:
 
 def main(cfg: ThinkConfig) -> dict:
     started = time.perf_counter()
+    on_ray = engine_name(cfg.engine) == "ray"
+    if on_ray:
+        check_ray_address()
     events, catalogue = load_logs()
     mined = mined_mappings(events, catalogue, cfg)
     if mined.empty:
@@ -308,12 +372,8 @@ def main(cfg: ThinkConfig) -> dict:
         },
     )
 
-    generator = DirectGenerator(
-        out,
-        GenerationConfig(
-            k=cfg.k, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size, seed=cfg.seed, temperature=0.7
-        ),
-        is_valid=catalogue.is_valid,
+    gen_config = GenerationConfig(
+        k=cfg.k, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.gen_batch_size, seed=cfg.seed, temperature=0.7
     )
     popular = category_popular(events, cfg.k)
     searches = events.loc[events["event_type"] == "search", "query"].value_counts()
@@ -331,7 +391,11 @@ def main(cfg: ThinkConfig) -> dict:
         for t in triggers
     }
     t0 = time.perf_counter()
-    mappings = generate_mappings(generator, catalogue, triggers, fallbacks, cfg.gen_batch_size)
+    if on_ray:
+        mappings = ray_generate_mappings(out, gen_config, triggers, fallbacks, cfg.gen_batch_size)
+    else:
+        generator = DirectGenerator(out, gen_config, is_valid=catalogue.is_valid)
+        mappings = generate_mappings(generator, catalogue, triggers, fallbacks, cfg.gen_batch_size)
     gen_seconds = time.perf_counter() - t0
     mappings["think_model_version"] = f"think@{int(time.time())}"
     mappings["event_timestamp"] = pd.Timestamp.now(tz="UTC").floor("us")

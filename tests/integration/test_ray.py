@@ -99,3 +99,30 @@ def test_ray_address_pointing_at_nothing_fails_in_one_line_before_any_work(tiny_
         "aigq: error: RAY_ADDRESS=ray://127.0.0.1:9: no Ray cluster answers there (Connection refused)"
     ]
     assert not (tiny_home / "nearline" / "state.db").exists()
+
+
+def test_think_batch_on_ray_equals_the_local_batch(served_home, monkeypatch):
+    """The offline Think batch: the same mappings from Ray actors (batches of 8) as in process."""
+    from core.catalogue import QueryCatalogue
+    from models.generator import DirectGenerator, GenerationConfig
+    from pipelines import think
+
+    home = served_home["home"]
+    monkeypatch.setenv("AIGQ_HOME", str(home))
+    events, catalogue = think.load_logs()
+    triggers = think.frequent_triggers(events, 30)
+    popular = think.category_popular(events, 8)
+    fallbacks = {t: popular.get(think.trigger_category(catalogue, t) or "", []) for t in triggers}
+    gen_config = GenerationConfig(k=8, max_new_tokens=48, batch_size=16, seed=0, temperature=0.7)
+    model = think.model_dir()
+    local = think.generate_mappings(
+        DirectGenerator(model, gen_config, is_valid=QueryCatalogue.load(home / "data").is_valid),
+        catalogue,
+        triggers,
+        fallbacks,
+        16,
+    )
+    on_ray = think.ray_generate_mappings(model, gen_config, triggers, fallbacks, 8)
+    assert list(on_ray["trigger"]) == triggers
+    assert on_ray["think_queries"].map(len).between(1, 8).all()
+    pd.testing.assert_frame_equal(local.astype(str), on_ray[local.columns].astype(str))
