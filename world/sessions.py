@@ -73,7 +73,9 @@ def spaced_starts(group: np.ndarray, start: np.ndarray, gap: int) -> np.ndarray:
     rank = np.arange(len(group)) - first
     gid = np.cumsum(np.r_[0, group[1:] != group[:-1]])
     base = start.min()
-    shift = gid * (int(start.max() - base) + gap * (len(group) + 1))
+    # each group's offset only has to clear one group's span; sized by the longest group, not by
+    # all rows (that overflowed int64 at a million users a day)
+    shift = gid * (int(start.max() - base) + gap * (int(rank.max()) + 1))
     v = start - base - gap * rank + shift
     return np.maximum.accumulate(v) - shift + gap * rank + base
 

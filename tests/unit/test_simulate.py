@@ -203,3 +203,20 @@ def test_spaced_starts_enforces_the_gap_per_group():
     group = np.array([0, 0, 0, 1, 1])
     start = np.array([0, 10, 100, 5, 6])
     assert spaced_starts(group, start, 40).tolist() == [0, 40, 100, 5, 45]
+
+
+def test_spaced_starts_at_a_million_users_a_day_does_not_overflow():
+    """The xlarge world has ~250,000 users with sessions a day: the per-group offsets once grew
+    with all rows and wrapped int64 (events stamped in 1961)."""
+    rng = np.random.default_rng(0)
+    day_us, gap = 86_400_000_000, 30 * 60_000_000
+    group = np.repeat(np.arange(300_000), 3)
+    start = 1_790_000_000_000_000 + np.sort(rng.integers(0, day_us, (300_000, 3)), axis=1).ravel()
+    spaced = spaced_starts(group, start, gap)
+    assert (spaced >= start).all() and spaced.max() < start.max() + 3 * gap
+    within = np.diff(spaced.reshape(300_000, 3), axis=1)
+    assert (within >= gap).all()
+    # the same answer as for each group alone
+    for g in rng.choice(300_000, 50, replace=False):
+        rows = slice(3 * g, 3 * g + 3)
+        assert spaced[rows].tolist() == spaced_starts(group[rows], start[rows], gap).tolist()
