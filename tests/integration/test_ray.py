@@ -20,6 +20,18 @@ from pipelines.feature_tables import build_feature_tables
 
 pytestmark = pytest.mark.ray
 
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_stops_after_these_tests():
+    """A stage leaves Ray running for the rest of its process (`core.engine.ensure_ray`); here
+    that would be the rest of the suite, whose tests would share two cores with Ray's idle
+    daemons. Stop it once this module is done."""
+    yield
+    import ray
+
+    ray.shutdown()
+
+
 AIGQ = str(Path(sys.executable).with_name("aigq"))
 TABLES = ("user_profile", "user_interests", "query_stats", "session_features", "direct_candidates", "think_mappings")
 
