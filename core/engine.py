@@ -59,7 +59,7 @@ def check_ray_address(address: str | None = None) -> None:
         raise AigqError(f"RAY_ADDRESS={address}: no Ray cluster answers there ({e.strerror or e})") from None
 
 
-def ensure_ray(num_cpus: int | None = None) -> None:
+def ensure_ray() -> None:
     """Ray for the stages of this process: joined if already running, else started (local,
     capped) or connected ($RAY_ADDRESS) once, and shut down at exit. Not shut down after each
     stage: a second `ray.init` in one process races the first session's threads. One Ray
@@ -68,7 +68,7 @@ def ensure_ray(num_cpus: int | None = None) -> None:
     import ray
 
     if not ray.is_initialized():
-        _start_ray(num_cpus)
+        _start_ray()
 
 
 def stage_env() -> dict[str, str]:
@@ -77,7 +77,7 @@ def stage_env() -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if k.startswith("AIGQ_")}, "AIGQ_HOME": str(aigq_home())}
 
 
-def _start_ray(num_cpus: int | None) -> None:
+def _start_ray() -> None:
     import ray
     import ray.data
 
@@ -91,7 +91,7 @@ def _start_ray(num_cpus: int | None) -> None:
             raise AigqError(f"RAY_ADDRESS={address}: cannot join the Ray cluster ({first_line})") from None
     else:
         ray.init(
-            num_cpus=num_cpus or ray_num_cpus(),
+            num_cpus=ray_num_cpus(),
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
