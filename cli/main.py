@@ -68,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--engine",
         choices=list(ENGINES),
-        help=f"where the batch stages (feature tables, nearline) run: local (default) or ray, local Ray "
-        f"capped at $AIGQ_RAY_NUM_CPUS (2) or the cluster $RAY_ADDRESS names (default ${ENGINE_ENV} or local)",
+        help="where the batch stages (feature tables, nearline, Think, experiment runs) run: local (default) "
+        "or ray, local Ray capped at $AIGQ_RAY_NUM_CPUS (2) or the cluster $RAY_ADDRESS names "
+        f"(default ${ENGINE_ENV} or local)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

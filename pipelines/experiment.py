@@ -6,12 +6,17 @@ Each run is a home of its own under $AIGQ_HOME/experiments/ (`aigq demo` for the
 or `aigq simulate` + `aigq evaluate` of the non-generative policies with `models=false`); a run
 whose eval.json exists is not run again, so an interrupted experiment resumes. The figures go to
 $AIGQ_HOME/reports/experiment.{json,md}.
+
+The runs are independent, so they fan out: `engine=ray` (or `aigq --engine ray`) makes each run a
+Ray task of `cpus_per_run` CPUs, side by side on local Ray or across a cluster whose nodes share
+$AIGQ_HOME (the artifacts volume of deploy/storage.yaml); the figures are the same.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -22,6 +27,7 @@ import numpy as np
 from scipy import stats
 
 from core.config import aigq_home, option
+from core.engine import check_ray_address, engine_name, ensure_ray, stage_env
 from core.errors import AigqError
 from pipelines.baselines import BASELINES
 from world.spec import FLAGS
@@ -39,6 +45,8 @@ class ExperimentConfig:
     ablation: bool = option(False, "also run every world structure switched off in turn")
     ablation_models: bool = option(False, "ablation runs train the generative models too (slow)")
     output_dir: str = option("", "report folder (default $AIGQ_HOME/reports)")
+    engine: str = option("", "where the runs go: local (one after another) | ray (one task each; default $AIGQ_ENGINE)")
+    cpus_per_run: int = option(1, "engine ray: CPUs each run reserves (its torch threads); give a run with models 2+")
 
 
 def run_home(label: str, seed: int, models: bool) -> Path:
@@ -79,25 +87,67 @@ def runs(cfg: ExperimentConfig) -> list[tuple[str, list[str], bool]]:
     return out
 
 
+def eval_path(label: str, off: list[str], models: bool, seed: int) -> Path:
+    return run_home(label, seed, models) / "reports" / "eval.json"
+
+
+def run_one(cfg: ExperimentConfig, label: str, off: list[str], models: bool, seed: int) -> None:
+    """One run's commands, their output in the run's experiment.log; an error names that log."""
+    home = run_home(label, seed, models)
+    home.mkdir(parents=True, exist_ok=True)
+    print(f"[aigq] experiment: {label} seed {seed} -> {home}", flush=True)
+    log = home / "experiment.log"
+    with open(log, "w") as out:
+        for command in run_commands(cfg, seed, off, models, home):
+            if subprocess.run(command, stdout=out, stderr=subprocess.STDOUT).returncode:
+                raise AigqError(f"experiment run {label} seed {seed} failed: see {log}")
+
+
+def run_on_ray(cfg: ExperimentConfig, pending: list[tuple[str, list[str], bool, int]]) -> None:
+    """Every pending run as a Ray task at once; Ray queues what the CPUs cannot take yet. Each
+    task applies this process's AIGQ_* settings (a cluster worker has its own environment) and
+    builds its commands with its own Python."""
+    if not pending:
+        return
+    import ray
+
+    ensure_ray()
+    env = stage_env()
+
+    @ray.remote(num_cpus=cfg.cpus_per_run, max_retries=0)
+    def remote_run(run: tuple[str, list[str], bool, int]) -> None:
+        os.environ.update(env)
+        run_one(cfg, *run)
+
+    refs = []
+    for run in pending:
+        print(f"[aigq] experiment: {run[0]} seed {run[3]} -> Ray task", flush=True)
+        refs.append(remote_run.remote(run))
+    try:
+        ray.get(refs)
+    except ray.exceptions.RayTaskError as e:
+        if isinstance(e.cause, AigqError):  # a run failed: its one line, naming its log
+            raise AigqError(str(e.cause)) from None
+        raise
+
+
 def main(cfg: ExperimentConfig) -> dict:
     if not cfg.seeds:
         raise AigqError("--set seeds=[...]: at least one seed")
+    on_ray = engine_name(cfg.engine) == "ray"
+    if on_ray:
+        check_ray_address()
     started = time.perf_counter()
+    plan = [(label, off, models, seed) for label, off, models in runs(cfg) for seed in cfg.seeds]
+    pending = [run for run in plan if not eval_path(*run).exists()]
+    if on_ray:
+        run_on_ray(cfg, pending)
+    else:
+        for run in pending:
+            run_one(cfg, *run)
     results: dict[str, dict[int, dict]] = {}
-    for label, off, models in runs(cfg):
-        results[label] = {}
-        for seed in cfg.seeds:
-            home = run_home(label, seed, models)
-            report = home / "reports" / "eval.json"
-            if not report.exists():
-                home.mkdir(parents=True, exist_ok=True)
-                print(f"[aigq] experiment: {label} seed {seed} -> {home}", flush=True)
-                log = home / "experiment.log"
-                with open(log, "w") as out:
-                    for command in run_commands(cfg, seed, off, models, home):
-                        if subprocess.run(command, stdout=out, stderr=subprocess.STDOUT).returncode:
-                            raise AigqError(f"experiment run {label} seed {seed} failed: see {log}")
-            results[label][seed] = json.loads(report.read_text())
+    for label, off, models, seed in plan:
+        results.setdefault(label, {})[seed] = json.loads(eval_path(label, off, models, seed).read_text())
     doc = {
         "config": asdict(cfg),
         "summary": {label: summarize(list(r.values())) for label, r in results.items()},

@@ -1,9 +1,11 @@
-"""The Ray column of the scale-out table, on local Ray capped at 2 CPUs: the same feature tables
-and the same nearline lists as the embedded path, exactly-once state when a Ray run dies half way,
-and one clear line when RAY_ADDRESS points at nothing. `pytest -m ray` runs these alone."""
+"""The Ray column of the scale-out table, on local Ray capped at 2 CPUs: the same feature tables,
+nearline lists, Think mappings and experiment figures as the embedded path, exactly-once state
+when a Ray run dies half way, and one clear line when RAY_ADDRESS points at nothing.
+`pytest -m ray` runs these alone."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.errors import AigqError
-from pipelines import nearline
+from pipelines import experiment, nearline
 from pipelines.feature_tables import build_feature_tables
 
 pytestmark = pytest.mark.ray
@@ -138,3 +140,20 @@ def test_think_batch_on_ray_equals_the_local_batch(served_home, monkeypatch):
     assert list(on_ray["trigger"]) == triggers
     assert on_ray["think_queries"].map(len).between(1, 8).all()
     pd.testing.assert_frame_equal(local.astype(str), on_ray[local.columns].astype(str))
+
+
+def test_experiment_runs_fan_out_on_ray_with_the_local_figures(tmp_path, monkeypatch):
+    """Two baselines-only runs as Ray tasks side by side (1 CPU each) give the figures the local
+    loop gives; a run that fails names its log in one line."""
+    figures = {}
+    for engine in ("local", "ray"):
+        monkeypatch.setenv("AIGQ_HOME", str(tmp_path / engine))
+        doc = experiment.main(experiment.ExperimentConfig(seeds=[1, 2], profile="tiny", models=False, engine=engine))
+        figures[engine] = doc["summary"]
+    assert json.dumps(figures["ray"]) == json.dumps(figures["local"])
+    assert {"popularity_segment", "oracle"} <= set(figures["ray"]["world_v2"])
+
+    monkeypatch.setenv("AIGQ_HOME", str(tmp_path / "broken"))
+    bad = experiment.ExperimentConfig(seeds=[1], profile="no-such-profile", models=False, engine="ray")
+    with pytest.raises(AigqError, match=r"experiment run world_v2 seed 1 failed: see .*experiment\.log"):
+        experiment.main(bad)
