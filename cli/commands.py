@@ -92,7 +92,7 @@ def serve(args) -> int:
         say(f"BentoML models registered: {register_all()}")
         if args.register_only:
             return 0
-        children = launch.bento_children(args.port)
+        children = launch.bento_children(args.port, launch.hintq_workers(cfg.workers))
         urls = [f"POST http://127.0.0.1:{args.port}/recommend"]
     else:
         children = launch.kserve_children(args.port, cfg.store)

@@ -80,6 +80,12 @@ class ServingConfig:
         "admission: past this many requests open in one process (queued for a worker included), new "
         "ones get 503 with Retry-After before their body is read",
     )
+    workers: int = option(
+        0,
+        "BentoML: processes of the aigq_hintq service, each with its models, store client and log "
+        "writer (0: one per core this process may use). KServe's transformer stays one process: its "
+        "model server pickles the loaded models to start more",
+    )
     torch_threads: int = option(
         1,
         "torch intra-op threads in a serving process: its batches are tiny, and more threads only "

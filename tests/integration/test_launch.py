@@ -188,6 +188,59 @@ def test_serve_hands_config_overrides_to_every_server_process(served_home, tmp_p
             stop_spawned(proc)
 
 
+def test_bentoml_serves_hintq_from_the_configured_number_of_workers_and_logs_every_answer(served_home, tmp_path):
+    """`--set workers=2`: two aigq_hintq processes, each with its own log writer, both answer
+    under concurrent load, and every answer is logged once."""
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    from serving.log import read_log
+
+    from tests.integration.servers import known_users, post
+
+    home = tmp_path / "home"
+    shutil.copytree(served_home["home"], home)
+    (home / "serving" / "log.db").unlink(missing_ok=True)
+    users = known_users(home, 20)
+    proc = spawn("bento", port := free_port(), home, overrides=("workers=2",))
+    try:
+        deadline = time.monotonic() + 60  # ready when one worker is; the other may still be loading
+        while True:
+            tree = psutil.Process(proc.pid).children(recursive=True)
+            workers = [p for p in tree if "aigq_hintq" in p.cmdline()]
+            writers = [p for p in tree if "serving.log" in p.cmdline()]
+            if len(writers) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert len(workers) == 2 and len(writers) == 2
+        busy_before = [w.cpu_times().user for w in workers]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(
+                    lambda i: post(f"http://127.0.0.1:{port}/recommend", {"user_id": users[i % len(users)]}),
+                    range(200),
+                )
+            )
+        assert all(status == 200 and len(body["suggestions"]) == 8 for status, body in answers)
+        assert all(w.cpu_times().user > before for w, before in zip(workers, busy_before))
+    finally:
+        stop_spawned(proc)
+    ids = {body["request_id"] for _, body in answers}
+    deadline = time.monotonic() + 15  # the writers outlive their workers by the rows still queued
+    while True:
+        log = read_log(f"sqlite:///{home / 'serving' / 'log.db'}")
+        if set(log["request_id"]) >= ids or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(ids) == 200 and set(log["request_id"]) == ids and log["request_id"].is_unique
+
+
+def test_the_default_is_one_hintq_worker_per_core():
+    from servers.launch import hintq_workers
+
+    assert hintq_workers(0) == len(os.sched_getaffinity(0)) and hintq_workers(3) == 3
+
+
 def test_serve_refuses_an_unknown_config_key_before_starting_anything(tmp_path):
     out = subprocess.run(
         [str(Path(sys.executable).with_name("aigq")), "serve", "bento", "--set", "rerank_mode=fast"],
