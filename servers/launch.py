@@ -30,8 +30,8 @@ class Child:
 
 def hintq_workers(configured: int) -> int:
     """Processes for the HintQ service: as configured, or one per core this process may use (the
-    path is CPU-bound Python, so one process holds one core at most: measured 350 -> 550 req/s
-    on two cores with two)."""
+    path is CPU-bound Python, so one process holds one core at most: on two cores, the demo home,
+    SQLite, one worker sustained 250 req/s and two 450, `benchmarks/load.py`)."""
     return configured if configured > 0 else len(os.sched_getaffinity(0))
 
 
