@@ -95,7 +95,7 @@ def serve(args) -> int:
         children = launch.bento_children(args.port, launch.hintq_workers(cfg.workers))
         urls = [f"POST http://127.0.0.1:{args.port}/recommend"]
     else:
-        children = launch.kserve_children(args.port, cfg.store)
+        children = launch.kserve_children(args.port, cfg.store, launch.hintq_workers(cfg.workers))
         urls = [
             f"POST http://127.0.0.1:{args.port}/v1/models/hintq:predict",
             f"POST http://127.0.0.1:{args.port + 1}/v1/models/ctr:predict (v1), /v2/models/ctr/infer (v2)",

@@ -4,6 +4,7 @@ default, anything SQLAlchemy speaks by URL."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -20,8 +21,22 @@ def make_engine(url: str, metadata: sa.MetaData, **kwargs) -> sa.Engine:
             dbapi_conn.execute("PRAGMA journal_mode=WAL")
             dbapi_conn.execute("PRAGMA busy_timeout=5000")
 
-    metadata.create_all(engine)
+    create_tables(engine, metadata)
     return engine
+
+
+def create_tables(engine: sa.Engine, metadata: sa.MetaData, attempts: int = 5) -> None:
+    """`metadata.create_all`, safe when other processes create the same tables at the same moment
+    (the workers of one server and their log writers start side by side on a fresh database: the
+    loser's CREATE TABLE fails with "already exists", and a second pass finds the tables made)."""
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except sa.exc.DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def url_from_env(variable: str, default_path: Path) -> str:

@@ -8,6 +8,7 @@ handing kserve an argv of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from typing import Any
@@ -20,6 +21,7 @@ import uvicorn
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kserve.errors import InvalidInput
+from kserve.model_server import app as kserve_app
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -279,11 +281,15 @@ class HintQTransformer(kserve.Model):
     def __init__(self, name: str = TRANSFORMER_NAME, store: str = "sqlite"):
         super().__init__(name)
         self.store = store
+        self.predictor_host = ""
 
     def load(self) -> bool:
         cfg = serving_config("kserve")
         cfg.store = self.store or cfg.store
-        host = self.predictor_config.predictor_host if self.predictor_config else ""
+        # kept on the model: a worker process (below) does not see the server's published config
+        if not self.predictor_host and self.predictor_config:
+            self.predictor_host = self.predictor_config.predictor_host
+        host = self.predictor_host
         self.client = httpx.Client() if host else None
         remote = (lambda name, timeout: RemoteModel(self.client, host, name, timeout)) if host else None
         self.core = HintQ(
@@ -310,6 +316,38 @@ class HintQTransformer(kserve.Model):
         self.core.close()
         if self.client is not None:
             self.client.close()
+
+    # KServe's server with --workers N starts each worker by pickling the loaded models (a spawned
+    # process): a worker gets this transformer without its path and loads its own, with its own
+    # store client and log writer. A spawned process inherits none of the parent's patches of
+    # KServe's REST app, so the worker applies them again before its app is built.
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in ("core", "client")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        harden_rest_app()
+        load_and_stop_with_the_app(self)
+
+
+def load_and_stop_with_the_app(model: HintQTransformer) -> None:
+    """In a worker process: load the model when its KServe app starts (before it takes requests)
+    and stop it when the app shuts down. Not while the worker is unpickled: its supervisor pings
+    it from then on and kills a worker that has not answered within 5 s, which a load on two busy
+    cores can take. KServe stops the models of its parent process only: a worker closes its own
+    path here, so the answers still queued for its log writer are written (not at exit: uvicorn
+    ends a worker by re-raising SIGTERM, which skips atexit). Starlette 1.x has no startup or
+    shutdown handlers: the app's lifespan is wrapped instead."""
+    inner = kserve_app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await asyncio.to_thread(model.load)
+        async with inner(app) as state:
+            yield state
+        model.stop()
+
+    kserve_app.router.lifespan_context = lifespan
 
 
 class RemoteModel:

@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         for m in models:
             m.load()
+        if args.workers > 1 and args.role == "transformer":
+            # loaded here to fail early with a clear error; each worker loads its own (pickling)
+            models[0].stop()
     except AigqError as e:
         print(f"aigq serve kserve: error: {e}", file=sys.stderr)
         return 2

@@ -29,9 +29,10 @@ class Child:
 
 
 def hintq_workers(configured: int) -> int:
-    """Processes for the HintQ service: as configured, or one per core this process may use (the
-    path is CPU-bound Python, so one process holds one core at most: on two cores, the demo home,
-    SQLite, one worker sustained 250 req/s and two 450, `benchmarks/load.py`)."""
+    """Processes for the HintQ service (BentoML's aigq_hintq workers, KServe's transformer
+    workers): as configured, or one per core this process may use (the path is CPU-bound Python,
+    so one process holds one core at most: on two cores, the demo home, SQLite, one BentoML worker
+    sustained 250 req/s and two 450, `benchmarks/load.py`)."""
     return configured if configured > 0 else len(os.sched_getaffinity(0))
 
 
@@ -51,7 +52,7 @@ def bento_children(port: int, workers: int = 1) -> list[Child]:
     ]
 
 
-def kserve_children(port: int, store: str) -> list[Child]:
+def kserve_children(port: int, store: str, workers: int = 1) -> list[Child]:
     module = [sys.executable, "-m", "servers.kserve_server"]
     return [
         Child(
@@ -62,7 +63,8 @@ def kserve_children(port: int, store: str) -> list[Child]:
         Child(
             "kserve transformer",
             module
-            + ["transformer", "--http_port", str(port), "--store", store, "--predictor_host", f"127.0.0.1:{port + 1}"],
+            + ["transformer", "--http_port", str(port), "--store", store, "--predictor_host", f"127.0.0.1:{port + 1}"]
+            + ["--workers", str(workers)],
             f"http://127.0.0.1:{port}/v1/models/hintq",
         ),
     ]

@@ -82,9 +82,8 @@ class ServingConfig:
     )
     workers: int = option(
         0,
-        "BentoML: processes of the aigq_hintq service, each with its models, store client and log "
-        "writer (0: one per core this process may use). KServe's transformer stays one process: its "
-        "model server pickles the loaded models to start more",
+        "HintQ processes (BentoML's aigq_hintq workers, KServe's transformer workers), each with its "
+        "models, store client and log writer (0: one per core this process may use)",
     )
     torch_threads: int = option(
         1,

@@ -152,23 +152,35 @@ class ServingLog:
         self.engine.dispose()
 
 
+# `python -m serving.log` that ignores SIGTERM and SIGINT before its imports, not after them: a
+# server stopped a second after it started (BentoML's arbiter signals its workers' children by PID)
+# would otherwise stop the writer while it imports, with the rows already piped to it
+WRITER_MAIN = (
+    "import runpy, signal; "
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN); signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "runpy.run_module('serving.log', run_name='__main__')"
+)
+
+
 class ServingLogProcess:
-    """The same writer in a child process (`python -m serving.log URL`): the serving process only
-    queues the row, and a feeder thread pipes it out as a JSON line; the SQLAlchemy work, which
-    holds the GIL for milliseconds a batch, runs beside the server instead of between its
-    requests. Same interface as ServingLog; `written`/`failed` are the child's counts. A child
-    process, not a multiprocessing one: spawning re-imports the caller's main script."""
+    """The same writer in a child process (`python -m serving.log URL`, see WRITER_MAIN): the
+    serving process only queues the row, and a feeder thread pipes it out as a JSON line; the
+    SQLAlchemy work, which holds the GIL for milliseconds a batch, runs beside the server instead
+    of between its requests. Same interface as ServingLog; `written`/`failed` are the child's
+    counts. A child process, not a multiprocessing one: spawning re-imports the caller's main
+    script."""
 
     def __init__(self, url: str | None = None, batch_size: int = 256, flush_seconds: float = 0.2):
         self.url = url or default_url()
         make_engine(self.url).dispose()  # a bad URL or an unwritable file fails here, in the caller
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "serving.log", self.url, str(batch_size), str(flush_seconds)],
+            [sys.executable, "-c", WRITER_MAIN, self.url, str(batch_size), str(flush_seconds)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             encoding="utf-8",
             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])},
+            start_new_session=True,  # a Ctrl-C or SIGTERM to the server's process group: see main
         )
         self._rows: queue.Queue = queue.Queue()
         self.submitted = self.written = self.failed = 0
@@ -190,7 +202,7 @@ class ServingLogProcess:
                 if self._rows.empty():
                     pipe.flush()
             except (BrokenPipeError, ValueError, OSError) as e:  # the writer died: count, keep serving
-                log.warning("serving log writer gone: %s", e)
+                log.warning("serving log writer gone (exit code %s): %s", self._process.poll(), e)
                 self.failed += 1
         try:
             pipe.close()
@@ -231,9 +243,10 @@ def _iso(value):
 def main(argv: list[str]) -> int:
     """The child of ServingLogProcess: JSON rows on stdin into a ServingLog until end of input;
     "written failed" on stdout whenever they change, and at the end."""
-    # a server stopped with SIGTERM (or Ctrl-C) to its process group must not take the rows still
-    # queued here with it: this process ends when its input does, after writing them (the pipe
-    # closes when the server closes the log or dies)
+    # a server stopped with SIGTERM (or Ctrl-C) must not take the rows still queued here with it:
+    # this process ends when its input does, after writing them (the pipe closes when the server
+    # closes the log or dies). ServingLogProcess starts it in a session of its own with the signals
+    # already ignored (WRITER_MAIN); run by hand, it ignores them from here.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     url, batch_size, flush_seconds = argv[0], int(argv[1]), float(argv[2])
