@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import bentoml
+from anyio import from_thread
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
@@ -100,12 +101,25 @@ class HintQ:
         self.core = Core(cfg, scorer=scorer, direct_fn=self.generate_remote, direct_version=aigq_version(direct_model))
         # the versions the models have under $AIGQ_HOME/models, the same on every server
         self.core.versions["ctr"] = aigq_version(ctr_model)
+        self._loop_token = None  # see _reach_the_event_loop
 
     def score_remote(self, rows: list[dict]) -> list[float]:
+        self._reach_the_event_loop()
         return _retry_once(lambda: self.ctr.score(rows=rows))
 
     def generate_remote(self, user: dict) -> list[str]:
+        self._reach_the_event_loop()
         return _retry_once(lambda: self.direct.generate([user]))[0]
+
+    def _reach_the_event_loop(self) -> None:
+        """BentoML's dependency clients go back to this worker's event loop through AnyIO, which
+        finds the loop from the calling thread: a request's worker thread has it, the thread in
+        which a circuit probes a dead dependency (serving.circuit) does not. That thread borrows
+        the token a request's thread carries."""
+        if getattr(from_thread.threadlocals, "current_token", None) is not None:
+            self._loop_token = from_thread.threadlocals.current_token
+        elif self._loop_token is not None:
+            from_thread.threadlocals.current_token = self._loop_token
 
     @bentoml.api(route="/recommend", input_spec=HintQRequestBody)
     def recommend(

@@ -172,7 +172,8 @@ class HintQ:
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
         versions = dict(self.versions)
-        if not self.store_circuit.allow():  # circuit open: do not wait on a dead store
+        # circuit open: do not wait on a dead store (a thread probes it with this request's read)
+        if not self.store_circuit.allow(probe=lambda: self.user_features(request)):
             return self._popular(request, request_id, started, versions, "online store unavailable (circuit open)")
         try:
             user = self.user_features(request)
@@ -319,7 +320,7 @@ class HintQ:
         is not waited on by every request)."""
         if not prepared.rows:
             return prepared.prior, ""
-        if not self.ranker_circuit.allow():
+        if not self.ranker_circuit.allow(probe=lambda: self.scorer(prepared.rows)):
             return None, "ranker unavailable (circuit open)"
         try:
             scores = self.scorer(prepared.rows)
@@ -334,7 +335,7 @@ class HintQ:
 
     def generate_direct(self, user: Mapping, versions: dict) -> tuple[list[str], str]:
         """(a Direct list for a user the nearline job has not reached, degraded reason)."""
-        if not self.direct_circuit.allow():
+        if not self.direct_circuit.allow(probe=lambda: self.direct_fn(user)):
             return [], "Direct generation unavailable (circuit open)"
         try:
             direct = self.direct_fn(user)

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -288,6 +289,28 @@ def remote_ctr_server(request, server_home):
 
 
 CTR_SERVER = {"kserve": "kserve_server predictor", "bento": "--service-name aigq_ctr"}
+# answers 200 once the CTR server answers again: KServe's predictor itself; BentoML's entry
+# service, whose /readyz asks its dependencies (the aigq_ctr service among them)
+CTR_READY = {
+    "kserve": lambda port: f"http://127.0.0.1:{port + 1}/v1/models/ctr",
+    "bento": lambda port: f"http://127.0.0.1:{port}/readyz",
+}
+
+
+def back_at(url: str, after: float, timeout: float = 120.0) -> float:
+    """The first moment after `after` at which `url` answers 200 (polled every 0.1 s)."""
+    while time.monotonic() < after:
+        time.sleep(0.01)
+    deadline = after + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return time.monotonic()
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} not answering {timeout:.0f}s after the kill")
 
 
 def test_a_killed_ctr_server_degrades_the_orchestrator_which_recovers(remote_ctr_server, server_home):
@@ -302,12 +325,19 @@ def test_a_killed_ctr_server_degrades_the_orchestrator_which_recovers(remote_ctr
         for p in victims:
             p.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
+        # a restart takes seconds: "back" is the first 200 from one second after the kill on
+        back = back_at(CTR_READY[server_name](server.port), killed_at + 1.0)
         recovery_s = load.wait_until_fresh(killed_at + 1.0, timeout=120)
     outage = outage_summary(load, killed_at, killed_at + 1.0 + recovery_s)
+    fresh_at = killed_at + 1.0 + recovery_s
     supervisor = [line.strip() for line in load.launcher_said if "restart" in line or "ready again" in line]
-    print(f"{server_name}: {marker} killed: {outage}, fresh again {recovery_s + 1:.1f} s later; {supervisor}")
+    print(
+        f"{server_name}: {marker} killed: {outage}; back {back - killed_at:.1f} s after the kill; answers fresh "
+        f"again {fresh_at - killed_at:.1f} s after the kill, {fresh_at - back:+.1f} s after it was back; {supervisor}"
+    )
     assert load.statuses() == {200}
     assert outage["degraded"] > 0
+    assert fresh_at - back <= 10.0, "answers stayed degraded long after the CTR server was back"
     restarted = {p.pid for p in child_processes(server.proc, marker)} - {p.pid for p in victims}
     assert restarted, f"{marker} was not started again"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 
 from serving.admission import ARRIVED_HEADER, Admission, arrived_at
@@ -36,6 +37,42 @@ def test_a_failed_probe_opens_the_circuit_again():
     assert not c.allow()
     time.sleep(0.06)
     assert c.allow()
+
+
+def test_a_given_probe_runs_off_the_request_path_and_closes_the_circuit_when_it_succeeds():
+    c = Circuit(retry_seconds=0.05)
+    c.failed()
+    time.sleep(0.06)
+    release, probed = threading.Event(), threading.Event()
+
+    def slow_recovered_dependency():
+        probed.set()
+        release.wait(5)  # a probe as slow as a timeout: the request must not wait for it
+
+    started = time.monotonic()
+    assert not c.allow(probe=slow_recovered_dependency)  # this request keeps the fallback
+    assert time.monotonic() - started < 0.5 and probed.wait(5)
+    assert not c.allow(probe=slow_recovered_dependency)  # one probe at a time
+    release.set()
+    deadline = time.monotonic() + 5
+    while c.is_open and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert c.allow() and not c.is_open
+
+
+def test_a_failing_probe_keeps_the_circuit_open_for_another_wait():
+    c = Circuit(retry_seconds=0.2)
+    c.failed()
+    time.sleep(0.21)
+
+    def dead():
+        raise ConnectionError("refused")
+
+    assert not c.allow(probe=dead)
+    deadline = time.monotonic() + 5
+    while c._probing and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert c.is_open and not c.allow(probe=dead)  # opened again: the next probe waits 0.2 s
 
 
 def test_arrival_stamp_is_read_from_any_case_and_garbage_is_ignored():
