@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import psutil
 
 from servers.launch import ephemeral_port_range
 
@@ -88,3 +89,16 @@ HINTQ_PATHS = {"bento": "/recommend", "kserve": "/v1/models/hintq:predict"}
 
 def hintq_body(server: str, request: dict) -> dict:
     return request if server == "bento" else {"instances": [request]}
+
+
+def child_processes(proc: subprocess.Popen, marker: str) -> list:
+    """Live descendants whose command line holds `marker`. A killed child its parent has not
+    reaped yet is a zombie with no command line; it is neither a victim nor a restart."""
+    found = []
+    for child in psutil.Process(proc.pid).children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and marker in " ".join(child.cmdline()):
+                found.append(child)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return found

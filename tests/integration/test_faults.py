@@ -29,7 +29,16 @@ from core.errors import AigqError
 from servers.launch import spawn, stop_spawned
 
 from tests.conftest import POSTGRES, REDIS, require_services
-from tests.integration.servers import HINTQ_PATHS, Server, answer_of, free_port, hintq_body, known_users, post
+from tests.integration.servers import (
+    HINTQ_PATHS,
+    Server,
+    answer_of,
+    child_processes,
+    free_port,
+    hintq_body,
+    known_users,
+    post,
+)
 
 pytestmark = pytest.mark.faults
 
@@ -264,21 +273,6 @@ def test_redis_hung_then_killed_mid_load_degrades_without_5xx_and_recovers(redis
 
 
 # ---- a model server dependency dies -----------------------------------------------------------
-def child_processes(proc: subprocess.Popen, marker: str) -> list:
-    """Live descendants whose command line holds `marker`. A killed child its parent has not
-    reaped yet is a zombie with no command line; it is neither a victim nor a restart."""
-    import psutil
-
-    found = []
-    for child in psutil.Process(proc.pid).children(recursive=True):
-        try:
-            if child.status() != psutil.STATUS_ZOMBIE and marker in " ".join(child.cmdline()):
-                found.append(child)
-        except (psutil.NoSuchProcess, psutil.ZombieProcess):
-            continue
-    return found
-
-
 @pytest.fixture(params=["kserve", "bento"])
 def remote_ctr_server(request, server_home):
     """A server that scores at its CTR model server (`ctr_remote`; the default scores in process)."""

@@ -188,14 +188,6 @@ def test_serve_hands_config_overrides_to_every_server_process(served_home, tmp_p
             stop_spawned(proc)
 
 
-def command_line(process: psutil.Process) -> str:
-    """The process's command line; "" for one that is gone or a zombie (a child that just ended)."""
-    try:
-        return " ".join(process.cmdline())
-    except psutil.Error:
-        return ""
-
-
 HINTQ_WORKER = {"bento": "aigq_hintq", "kserve": "multiprocessing.spawn"}  # in a worker's command line
 
 
@@ -209,7 +201,7 @@ def test_hintq_runs_in_the_configured_number_of_workers_and_logs_every_answer(se
 
     from serving.log import read_log
 
-    from tests.integration.servers import HINTQ_PATHS, answer_of, hintq_body, known_users, post
+    from tests.integration.servers import HINTQ_PATHS, answer_of, child_processes, hintq_body, known_users, post
 
     home = tmp_path / "home"
     shutil.copytree(served_home["home"], home, ignore=shutil.ignore_patterns("log.db*"))  # with -wal, -shm
@@ -218,9 +210,8 @@ def test_hintq_runs_in_the_configured_number_of_workers_and_logs_every_answer(se
     try:
         deadline = time.monotonic() + 60  # ready when one worker is; the other may still be loading
         while True:
-            tree = psutil.Process(proc.pid).children(recursive=True)
-            workers = [p for p in tree if HINTQ_WORKER[server] in command_line(p)]
-            writers = [p for p in tree if "'serving.log'" in command_line(p)]
+            workers = child_processes(proc, HINTQ_WORKER[server])
+            writers = child_processes(proc, "'serving.log'")
             if len(writers) >= 2 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
