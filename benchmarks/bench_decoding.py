@@ -101,6 +101,7 @@ def main() -> None:
                 GenerationConfig(**parse_setting(text)),
                 catalogue_validator(queries),
                 vocabulary=list(queries["query"]),
+                category_of=dict(zip(queries["query"], queries["category_id"])),
             )
             generators.append(GeneratorPolicy(f"{model} {text}", gen, contexts, categories, fallback))
     report, lists = evaluate.run(make_policies(cfg, ctx) + generators, ctx, cfg.k)

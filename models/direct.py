@@ -39,6 +39,7 @@ class DirectBatch:
             GenerationConfig(batch_size=batch_size, seed=seed),
             is_valid=self.catalogue.is_valid,
             vocabulary=sorted(self.catalogue.vocabulary),
+            category_of=self.catalogue.category_of,
         )
         self.version = self.generator.version
 
@@ -50,4 +51,4 @@ class DirectBatch:
         """The Direct list of each user context (a dict of direct_generation_v1 features): what
         the model servers and the request path call, one prompt per user whatever the batch."""
         prompts = [build_prompt(c, self.catalogue.name, self.catalogue.is_valid) for c in contexts]
-        return [g.model_queries for g in self.generator.generate(prompts)]
+        return [g.model_queries for g in self.generator.generate(prompts, scopes=self.generator.scopes_for(contexts))]

@@ -18,7 +18,7 @@ from pathlib import Path
 from core.lists import as_list
 from core.text import valid_query
 from models.base_lm import CONTEXT, EOS, LIST, SPECIAL_TOKENS, load
-from models.grammar import ListState, QueryGrammar, mask_logits, separator_id
+from models.grammar import QueryGrammar, mask_logits, separator_id
 
 SEPARATOR = " | "
 
@@ -55,6 +55,21 @@ def build_prompt(
         f"session {searches(ctx.get('session_queries'), 3)}",
     ]
     return CONTEXT + " | ".join(parts) + LIST
+
+
+SCOPES = ("all", "interests", "quota")
+SCOPE_FEATURES = ("top_categories_30d", "top_categories_7d", "recent_click_categories")
+
+
+def interest_scope(ctx: Mapping, k: int, capped: bool) -> dict[str, int]:
+    """Category -> most queries of it in the list, over the categories a user context names (the
+    features `build_prompt` renders as interests, week and clicked). Capped: a 30-day interest
+    of weight w takes max(1, round(w k)), any other named category one; else each takes up to k."""
+    named = dict.fromkeys(c for f in SCOPE_FEATURES for c in as_list(ctx.get(f)) if isinstance(c, str))
+    if not capped:
+        return dict.fromkeys(named, k)
+    weights = dict(zip(as_list(ctx.get("top_categories_30d")), as_list(ctx.get("top_category_weights_30d"))))
+    return {c: max(1, round(float(weights.get(c) or 0.0) * k)) for c in named}
 
 
 def format_completion(queries: Sequence[str]) -> str:
@@ -141,6 +156,14 @@ class GenerationConfig:
     num_samples: int = 1
     # with a vocabulary given, the list may only spell its queries, each once, exactly k of them
     constrained: bool = True
+    # constrained lists with the vocabulary's categories known: "interests" scopes each list to
+    # the categories its user context names (interests, the week's, clicked; any category when it
+    # names none); "quota" also caps each category at its share of the user's 30-day interest
+    # (at least one query) until all are full; "all" leaves every vocabulary query open
+    scope: str = "quota"
+    # a scoped list's last `explore` queries may come from any category: the model's own reach
+    # beyond the user's named interests (serendipity), at the positions looked at least
+    explore: int = 0
 
 
 @dataclass
@@ -214,8 +237,9 @@ class DirectGenerator:
         is_valid: Callable[[str], bool] | None = None,
         blocklist: Sequence[str] = (),
         vocabulary: Sequence[str] = (),
+        category_of: Mapping[str, str] | None = None,
     ):
-
+        """`category_of` (query -> category) lets lists be scoped to categories (`config.scope`)."""
         self.model_dir = Path(model_dir)
         self.model, self.tokenizer = load(self.model_dir)
         self.config = config or GenerationConfig()
@@ -224,7 +248,16 @@ class DirectGenerator:
         # constrained when asked and possible (a tokenizer that splits the separator cannot be)
         allowed = [q for q in vocabulary if not any(b in q for b in self.blocklist)]
         possible = allowed and self.config.constrained and separator_id(self.tokenizer) is not None
-        self.grammar = QueryGrammar(self.tokenizer, allowed) if possible else None
+        groups = [category_of.get(q, "") for q in allowed] if category_of and self.config.scope != "all" else None
+        self.grammar = QueryGrammar(self.tokenizer, allowed, groups) if possible else None
+        if self.config.scope not in SCOPES:
+            raise ValueError(f"GenerationConfig.scope: {self.config.scope!r} is not one of {' | '.join(SCOPES)}")
+
+    def scopes_for(self, contexts: Sequence[Mapping]) -> list[dict[str, int]] | None:
+        """Each context's category quota under `config.scope` (None: every list unscoped)."""
+        if self.config.scope == "all" or self.grammar is None:
+            return None
+        return [interest_scope(c, self.config.k, self.config.scope == "quota") for c in contexts]
 
     def generate_texts(
         self,
@@ -232,8 +265,10 @@ class DirectGenerator:
         use_cache: bool = True,
         batch_size: int | None = None,
         sample_ids: Sequence[int] | None = None,
+        scopes: Sequence[Mapping[str, int] | None] | None = None,
     ) -> list[str]:
-        """One completion per prompt; `sample_ids` tell apart several samples of one prompt."""
+        """One completion per prompt; `sample_ids` tell apart several samples of one prompt;
+        `scopes` the categories each constrained list may write from."""
         import torch
 
         cfg = self.config
@@ -253,7 +288,8 @@ class DirectGenerator:
             torch.manual_seed(cfg.seed + start)
             with torch.inference_mode():
                 if use_cache:
-                    new = self.decode(enc, [generators[i] for i in idx])
+                    quotas = [scopes[i] for i in idx] if scopes else None
+                    new = self.decode(enc, [generators[i] for i in idx], quotas)
                 else:  # the reference path: transformers' generate, no KV cache (the naive baseline)
                     gen = self.model.generate(
                         **enc,
@@ -272,7 +308,7 @@ class DirectGenerator:
                 out[i] = text
         return out
 
-    def decode(self, enc, generators: Sequence | None = None) -> torch.Tensor:  # noqa: F821
+    def decode(self, enc, generators: Sequence | None = None, quotas: Sequence | None = None) -> torch.Tensor:  # noqa: F821
         """New token ids for a left-padded batch: KV-cached decoding with the same repetition
         penalty, temperature and nucleus (top-p) sampling as `transformers` generate, without its
         per-step overhead (10.4 -> ~3 ms a step for 64 sequences of the tiny model; see sample_nucleus). Sequences
@@ -288,7 +324,10 @@ class DirectGenerator:
         seen = ids.masked_fill(mask == 0, vocab)  # left padding is not penalised (as in transformers)
         position = position[:, -1:] + 1
         done = torch.zeros(ids.shape[0], dtype=torch.bool)
-        states = [ListState() for _ in range(ids.shape[0])] if self.grammar else None
+        states = None
+        if self.grammar:
+            free_from = cfg.k - cfg.explore if cfg.explore > 0 else None
+            states = [self.grammar.start(quotas[i] if quotas else None, free_from) for i in range(ids.shape[0])]
         steps = []
         for _ in range(cfg.max_new_tokens):
             logits = logits.float()
@@ -330,6 +369,7 @@ class DirectGenerator:
         fallbacks: Sequence[Sequence[str]] | None = None,
         use_cache: bool = True,
         batch_size: int | None = None,
+        scopes: Sequence[Mapping[str, int] | None] | None = None,
     ) -> list[GeneratedList]:
         n = max(1, self.config.num_samples)
         texts = self.generate_texts(
@@ -337,6 +377,7 @@ class DirectGenerator:
             use_cache=use_cache,
             batch_size=batch_size,
             sample_ids=[j for _ in prompts for j in range(n)],
+            scopes=[s for s in scopes for _ in range(n)] if scopes else None,
         )
         k = self.config.k
         lists = []

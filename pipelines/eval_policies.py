@@ -80,7 +80,10 @@ def generator_policies(cfg: EvaluateConfig, ctx: EvalContext) -> list[Policy]:
         GeneratorPolicy(
             n,
             DirectGenerator(
-                aigq_home() / "models" / n, is_valid=catalogue_validator(queries), vocabulary=list(queries["query"])
+                aigq_home() / "models" / n,
+                is_valid=catalogue_validator(queries),
+                vocabulary=list(queries["query"]),
+                category_of=dict(zip(queries["query"], queries["category_id"])),
             ),
             contexts,
             categories,
@@ -105,7 +108,12 @@ def served_policies(cfg: EvaluateConfig, ctx: EvalContext) -> list[Policy]:
         direct_dir = newest_direct_model()
         direct = GeneratorPolicy(
             f"{direct_dir.name}@hybrid",
-            DirectGenerator(direct_dir, is_valid=catalogue.is_valid, vocabulary=sorted(catalogue.vocabulary)),
+            DirectGenerator(
+                direct_dir,
+                is_valid=catalogue.is_valid,
+                vocabulary=sorted(catalogue.vocabulary),
+                category_of=catalogue.category_of,
+            ),
             feast_contexts(open_store(cfg.store), HINTQ_SERVICE),
             pd.read_parquet(home / "data" / "categories.parquet"),
             fallback,

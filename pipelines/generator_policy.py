@@ -61,7 +61,8 @@ class GeneratorPolicy(Policy):
             self.prepare(missing)
         contexts = [self._contexts[(u, to_us(t))] for u, t in requests]
         fallbacks = [self.fallback.recommend(u, t, 2 * k) for u, t in requests]
-        out = self.generator.generate(prompts_for(contexts, self.categories, self.generator.is_valid), fallbacks)
+        prompts = prompts_for(contexts, self.categories, self.generator.is_valid)
+        out = self.generator.generate(prompts, fallbacks, scopes=self.generator.scopes_for(contexts))
         self.generated.extend(out)
         return [g.queries[:k] for g in out]
 

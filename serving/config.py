@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, fields
 
-from core.config import option
+from core.config import ConfigError, option
 from core.errors import AigqError
 
 # `aigq serve --config/--set` hands the whole ServingConfig to every server process it starts
@@ -109,6 +109,16 @@ class ServingConfig:
     )
     flags_refresh_seconds: float = option(2.0, "re-read the reviewers' flags this often (a flag stops a query then)")
     server: str = option("inprocess", "name written to the log's server column")
+
+    def __post_init__(self):
+        # a negative count would otherwise be read as "one per core" or "no limit" without a word
+        counts = ("workers", "torch_threads", "think_triggers", "per_source", "max_in_flight", "reject_in_flight")
+        for name in counts:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"config key {name!r}: {getattr(self, name)} is negative")
+        for name in ("deadline_ms", "ctr_timeout_seconds", "direct_timeout_seconds"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"config key {name!r}: {getattr(self, name)} must be above 0")
 
 
 def to_env(cfg: ServingConfig) -> str:

@@ -254,3 +254,16 @@ def test_serve_refuses_an_unknown_config_key_before_starting_anything(tmp_path):
         env={**os.environ, "AIGQ_HOME": str(tmp_path)},
     )
     assert out.returncode == 2 and "rerank_mode" in out.stderr
+
+
+@pytest.mark.parametrize("override", ["workers=-1", "deadline_ms=0", "max_in_flight=-3"])
+def test_serve_refuses_a_negative_count_before_starting_anything(tmp_path, override):
+    # workers=-1 used to mean "one per core" without a word
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("aigq")), "serve", "kserve", "--set", override],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "AIGQ_HOME": str(tmp_path)},
+    )
+    assert out.returncode == 2 and override.split("=")[0] in out.stderr and "Traceback" not in out.stderr

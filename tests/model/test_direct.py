@@ -145,6 +145,38 @@ def test_constrained_lists_are_k_distinct_vocabulary_queries_and_batch_like_one_
     assert batched == [strip(greedy.generate_texts([p], batch_size=1)[0]) for p in prompts]
 
 
+def test_a_quota_scoped_list_keeps_to_the_users_categories_within_their_caps(trained):
+    """scope=quota: every query of a user with named interests is in one of those categories, a
+    category takes at most its share of the list while the caps add up to the list, and batched
+    greedy decoding still equals one prompt at a time."""
+    from models.generator import interest_scope
+
+    home = trained["home"]
+    queries = pd.read_parquet(home / "data" / "queries.parquet")
+    category_of = dict(zip(queries["query"], queries["category_id"]))
+    ctx = pd.read_parquet(home / "frames" / "sft_contexts.parquet").tail(16).to_dict("records")
+    prompts = prompts_for(ctx, pd.read_parquet(home / "data" / "categories.parquet"))
+    config = GenerationConfig(k=6, scope="quota", do_sample=False)
+    gen = DirectGenerator(trained["sft_dir"], config, vocabulary=list(queries["query"]), category_of=category_of)
+    out = gen.generate(prompts, scopes=gen.scopes_for(ctx))
+    checked = 0
+    for c, g in zip(ctx, out):
+        quota = interest_scope(c, 6, capped=True)
+        available = {cat: sum(v == cat for v in category_of.values()) for cat in quota}
+        if not quota or sum(min(n, available[cat]) for cat, n in quota.items()) < 6:
+            continue  # no named interest, or caps that cannot fill the list: the rest is uncapped
+        cats = [category_of[q] for q in g.queries]
+        assert set(cats) <= set(quota) and len(set(g.queries)) == 6, (quota, g.queries)
+        assert all(cats.count(cat) <= n for cat, n in quota.items()), (quota, cats)
+        checked += 1
+    assert checked >= 4
+    quotas = gen.scopes_for(ctx)
+    strip = lambda t: t.split(base_lm.EOS)[0]  # noqa: E731
+    batched = [strip(t) for t in gen.generate_texts(prompts, batch_size=16, scopes=quotas)]
+    alone = [strip(gen.generate_texts([p], batch_size=1, scopes=[q])[0]) for p, q in zip(prompts, quotas)]
+    assert batched == alone
+
+
 def test_a_sampled_list_depends_on_its_prompt_not_on_its_batch(trained):
     """Each prompt samples from its own generator (seeded by the prompt): the same user gets the
     same list alone or batched with others (or with itself), as a server's request and the

@@ -41,3 +41,17 @@ def test_complete_list_fills_and_marks_fallback():
 def test_clean_query():
     assert clean_query("  ＲＥＤ dress ") == "red dress"
     assert clean_query("a") is None and clean_query("\u200b\u200b") is None
+
+
+def test_interest_scope_caps_each_named_category_by_its_30_day_share():
+    from models.generator import interest_scope
+
+    ctx = {
+        "top_categories_30d": ["c1", "c2", "c3"],
+        "top_category_weights_30d": [0.6, 0.3, 0.02],
+        "top_categories_7d": ["c2", "c9"],
+        "recent_click_categories": ["c9", None, "c7"],
+    }
+    assert interest_scope(ctx, 8, capped=True) == {"c1": 5, "c2": 2, "c3": 1, "c9": 1, "c7": 1}
+    assert interest_scope(ctx, 8, capped=False) == dict.fromkeys(["c1", "c2", "c3", "c9", "c7"], 8)
+    assert interest_scope({"top_categories_30d": None}, 8, capped=True) == {}
