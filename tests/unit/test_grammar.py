@@ -28,9 +28,9 @@ def tokenizer():
     return train_tokenizer(corpus, vocab_size=300)
 
 
-def walk(grammar: QueryGrammar, tokenizer, k: int, rng: random.Random, max_steps: int = 200) -> str:
-    """A random path through what the grammar allows: the worst a model could do."""
-    state, ids = ListState(), []
+def walk(grammar: QueryGrammar, tokenizer, k: int, rng: random.Random, state: ListState | None = None) -> str:
+    """A random path through what the grammar allows (from `state`): the worst a model could do."""
+    state, ids, max_steps = state or ListState(), [], 200
     for _ in range(max_steps):
         allowed = state.allowed(grammar, k)
         assert allowed, "no token allowed: a dead end"
@@ -94,16 +94,7 @@ GROUPS = {
 
 
 def scoped_walk(grammar, tokenizer, k, quota, rng) -> list[str]:
-    state, ids = grammar.start(quota), []
-    for _ in range(200):
-        allowed = state.allowed(grammar, k)
-        token = rng.choice(allowed)
-        ids.append(token)
-        state.advance(grammar, token)
-        if state.done:
-            break
-    assert state.done, "the list never ended"
-    return parse_list(tokenizer.decode(ids), 99)
+    return parse_list(walk(grammar, tokenizer, k, rng, grammar.start(quota)), 99)
 
 
 @pytest.mark.parametrize("groups", [["shoes"], ["clothes"], ["clothes", "kitchen"], ["outdoor", "shoes"]])
