@@ -18,6 +18,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from core.catalogue import QueryCatalogue
 from core.config import aigq_home
 from core.feature_store import open_store
 from models.generator import DirectGenerator, GenerationConfig
@@ -25,7 +26,7 @@ from pipelines import evaluate
 from pipelines.baselines import PopularityPolicy
 from pipelines.eval_context import EvaluateConfig, load_context
 from pipelines.eval_policies import make_policies
-from pipelines.generator_policy import GeneratorPolicy, catalogue_validator, feast_contexts
+from pipelines.generator_policy import GeneratorPolicy, feast_contexts
 
 DEFAULT_SETTINGS = (
     "constrained=0,temperature=0.7",  # the decoding before constrained decoding (free text, fallback fill)
@@ -89,8 +90,8 @@ def main() -> None:
     cfg = EvaluateConfig(max_requests=args.requests, policies=args.references, plots=False)
     ctx = load_context(cfg)
     data = home / "data"
-    queries = pd.read_parquet(data / "queries.parquet")
     categories = pd.read_parquet(data / "categories.parquet")
+    catalogue = QueryCatalogue(pd.read_parquet(data / "queries.parquet"), categories)
     contexts = feast_contexts(open_store(cfg.store))
     fallback = PopularityPolicy(ctx.log, ctx.cutoff, in_categories=True)
     generators = []
@@ -99,9 +100,9 @@ def main() -> None:
             gen = TimedGenerator(
                 home / "models" / model,
                 GenerationConfig(**parse_setting(text)),
-                catalogue_validator(queries),
-                vocabulary=list(queries["query"]),
-                category_of=dict(zip(queries["query"], queries["category_id"])),
+                catalogue.is_valid,
+                vocabulary=list(catalogue.category_of),
+                category_of=catalogue.category_of,
             )
             generators.append(GeneratorPolicy(f"{model} {text}", gen, contexts, categories, fallback))
     report, lists = evaluate.run(make_policies(cfg, ctx) + generators, ctx, cfg.k)

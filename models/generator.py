@@ -240,9 +240,11 @@ class DirectGenerator:
         category_of: Mapping[str, str] | None = None,
     ):
         """`category_of` (query -> category) lets lists be scoped to categories (`config.scope`)."""
+        self.config = config or GenerationConfig()
+        if self.config.scope not in SCOPES:
+            raise ValueError(f"GenerationConfig.scope: {self.config.scope!r} is not one of {' | '.join(SCOPES)}")
         self.model_dir = Path(model_dir)
         self.model, self.tokenizer = load(self.model_dir)
-        self.config = config or GenerationConfig()
         self.is_valid, self.blocklist = is_valid, tuple(blocklist)
         self.version = model_version(self.model_dir)
         # constrained when asked and possible (a tokenizer that splits the separator cannot be)
@@ -250,8 +252,6 @@ class DirectGenerator:
         possible = allowed and self.config.constrained and separator_id(self.tokenizer) is not None
         groups = [category_of.get(q, "") for q in allowed] if category_of and self.config.scope != "all" else None
         self.grammar = QueryGrammar(self.tokenizer, allowed, groups) if possible else None
-        if self.config.scope not in SCOPES:
-            raise ValueError(f"GenerationConfig.scope: {self.config.scope!r} is not one of {' | '.join(SCOPES)}")
 
     def scopes_for(self, contexts: Sequence[Mapping]) -> list[dict[str, int]] | None:
         """Each context's category quota under `config.scope` (None: every list unscoped)."""

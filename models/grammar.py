@@ -14,7 +14,7 @@ model chooses among the queries of, say, the categories the user engages with.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 ALL = -1  # a scope mask with every bit set (Python ints are unbounded)
@@ -75,24 +75,15 @@ class QueryGrammar:
     def __len__(self) -> int:
         return sum(self.terminal)
 
-    def scope(self, groups: Iterable[str] | None) -> int:
-        """The bit mask of a list scoped to `groups` (ALL: unscoped, also when none is known)."""
-        if groups is None:
-            return ALL
-        mask = 0
-        for g in groups:
-            mask |= self.group_bit.get(g, 0)
-        return mask or ALL
-
     def start(self, quota: Mapping[str, int] | None = None, free_from: int | None = None) -> ListState:
         """A list's state at its start, scoped to the groups of `quota`, each taking at most its
         number of queries until every one is full; then the rest of the list comes from any of
         them. From query `free_from` (0-based) on, every group is open. None (or no known
         group): the whole vocabulary, uncapped."""
-        scope = self.scope(quota) if quota else ALL
-        if scope == ALL:
+        caps = {self.group_bit[g]: n for g, n in (quota or {}).items() if g in self.group_bit}
+        if not caps:
             return ListState()
-        caps = {self.group_bit[g]: n for g, n in quota.items() if g in self.group_bit}
+        scope = sum(caps)  # one distinct bit per group
         return ListState(scope=scope, caps=caps, wide=scope, free_from=free_from)
 
 

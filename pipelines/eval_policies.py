@@ -20,7 +20,7 @@ from pipelines import think
 from pipelines.baselines import BASELINES, Policy, PopularityPolicy, build_baselines
 from pipelines.eval_context import GENERATORS, SERVED, EvalContext, EvaluateConfig
 from pipelines.feature_tables import query_stats_at
-from pipelines.generator_policy import GeneratorPolicy, catalogue_validator, feast_contexts
+from pipelines.generator_policy import GeneratorPolicy, feast_contexts
 from pipelines.hybrid_policy import HybridPolicy
 
 
@@ -72,8 +72,8 @@ def generator_policies(cfg: EvaluateConfig, ctx: EvalContext) -> list[Policy]:
         return []
 
     data = aigq_home() / "data"
-    queries = pd.read_parquet(data / "queries.parquet")
     categories = pd.read_parquet(data / "categories.parquet")
+    catalogue = QueryCatalogue(pd.read_parquet(data / "queries.parquet"), categories)
     contexts = feast_contexts(open_store(cfg.store))
     fallback = PopularityPolicy(ctx.log, ctx.cutoff, in_categories=True)
     return [
@@ -81,9 +81,9 @@ def generator_policies(cfg: EvaluateConfig, ctx: EvalContext) -> list[Policy]:
             n,
             DirectGenerator(
                 aigq_home() / "models" / n,
-                is_valid=catalogue_validator(queries),
-                vocabulary=list(queries["query"]),
-                category_of=dict(zip(queries["query"], queries["category_id"])),
+                is_valid=catalogue.is_valid,
+                vocabulary=list(catalogue.category_of),
+                category_of=catalogue.category_of,
             ),
             contexts,
             categories,

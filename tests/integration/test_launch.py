@@ -245,25 +245,23 @@ def test_the_default_is_one_hintq_worker_per_core():
     assert hintq_workers(0) == len(os.sched_getaffinity(0)) and hintq_workers(3) == 3
 
 
-def test_serve_refuses_an_unknown_config_key_before_starting_anything(tmp_path):
-    out = subprocess.run(
-        [str(Path(sys.executable).with_name("aigq")), "serve", "bento", "--set", "rerank_mode=fast"],
+def serve_with(home: Path, server: str, override: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("aigq")), "serve", server, "--set", override],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "AIGQ_HOME": str(tmp_path)},
+        env={**os.environ, "AIGQ_HOME": str(home)},
     )
+
+
+def test_serve_refuses_an_unknown_config_key_before_starting_anything(tmp_path):
+    out = serve_with(tmp_path, "bento", "rerank_mode=fast")
     assert out.returncode == 2 and "rerank_mode" in out.stderr
 
 
 @pytest.mark.parametrize("override", ["workers=-1", "deadline_ms=0", "max_in_flight=-3"])
 def test_serve_refuses_a_negative_count_before_starting_anything(tmp_path, override):
     # workers=-1 used to mean "one per core" without a word
-    out = subprocess.run(
-        [str(Path(sys.executable).with_name("aigq")), "serve", "kserve", "--set", override],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "AIGQ_HOME": str(tmp_path)},
-    )
+    out = serve_with(tmp_path, "kserve", override)
     assert out.returncode == 2 and override.split("=")[0] in out.stderr and "Traceback" not in out.stderr
